@@ -1,0 +1,1 @@
+//! The exposition wrapper. STUB.

@@ -1,0 +1,1 @@
+//! Planning (pure). STUB: replaced by the real implementation.

@@ -1,0 +1,1 @@
+//! Policy evaluation (pure). STUB: replaced by the real implementation.

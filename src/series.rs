@@ -1,0 +1,108 @@
+//! Series keys: a metric name with its labels in exposition syntax, labels sorted by name,
+//! values escaped as in the text format (`\\`, `\"`, `\n`):
+//! `node_cpu_seconds_total{cpu="0",mode="idle"}`. This is the key of every stored sample
+//! (state file, `scrape --output json`).
+
+use std::collections::BTreeMap;
+
+/// Per-droplet samples of one scrape: series key → value.
+pub type SeriesMap = BTreeMap<String, f64>;
+
+/// Formats a key from a name and labels (sorted here; empty labels are dropped as Prometheus
+/// treats them as absent).
+pub fn key<'a>(name: &str, labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut ls: Vec<(&str, &str)> = labels.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+    ls.sort();
+    if ls.is_empty() {
+        return name.to_string();
+    }
+    let mut out = String::with_capacity(name.len() + 16 * ls.len());
+    out.push_str(name);
+    out.push('{');
+    for (i, (k, v)) in ls.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
+/// The metric name of a key.
+pub fn name_of(key: &str) -> &str {
+    key.split('{').next().unwrap_or(key)
+}
+
+/// Splits a key back into its name and labels. `None` if the key is not well formed.
+pub fn parse(key: &str) -> Option<(&str, Vec<(String, String)>)> {
+    let Some(open) = key.find('{') else {
+        return Some((key, Vec::new()));
+    };
+    let name = &key[..open];
+    let body = key[open + 1..].strip_suffix('}')?;
+    let mut labels = Vec::new();
+    let mut chars = body.chars().peekable();
+    loop {
+        let mut k = String::new();
+        for c in chars.by_ref() {
+            if c == '=' {
+                break;
+            }
+            k.push(c);
+        }
+        if k.is_empty() {
+            break;
+        }
+        if chars.next()? != '"' {
+            return None;
+        }
+        let mut v = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => match chars.next()? {
+                    'n' => v.push('\n'),
+                    c => v.push(c),
+                },
+                '"' => break,
+                c => v.push(c),
+            }
+        }
+        labels.push((k, v));
+        match chars.next() {
+            Some(',') => continue,
+            None => break,
+            Some(_) => return None,
+        }
+    }
+    Some((name, labels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_labels_and_round_trip() {
+        let k = key("m", [("mode", "idle"), ("cpu", "0")]);
+        assert_eq!(k, r#"m{cpu="0",mode="idle"}"#);
+        let (n, ls) = parse(&k).unwrap();
+        assert_eq!(n, "m");
+        assert_eq!(ls, vec![("cpu".into(), "0".into()), ("mode".into(), "idle".into())]);
+        let tricky = key("m", [("path", "a,b=\"c\"}\\\n")]);
+        let (_, ls) = parse(&tricky).unwrap();
+        assert_eq!(ls[0].1, "a,b=\"c\"}\\\n");
+        assert_eq!(key("m", []), "m");
+        assert_eq!(name_of(&tricky), "m");
+    }
+}

@@ -1,0 +1,377 @@
+//! The state file (DESIGN.md §4): one versioned JSON document kept between one-shot runs,
+//! replaced atomically (temp file in the same directory, fsync, rename, fsync of the
+//! directory) under an exclusive lock on a separate lock file held for the whole command.
+//! A corrupt or newer-version file is an error that names it and is never overwritten.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use color_eyre::eyre::{bail, eyre, WrapErr};
+use color_eyre::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Scale;
+use crate::series::SeriesMap;
+
+pub const VERSION: u32 = 1;
+/// How many history entries a group keeps.
+pub const HISTORY_LIMIT: usize = 100;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    #[serde(default)]
+    pub groups: BTreeMap<String, GroupState>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupState {
+    /// The last two scrapes, oldest first (rates need both).
+    #[serde(default)]
+    pub scrapes: Vec<Scrape>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<serde_json::Value>,
+    /// Scale actions, oldest first, bounded by [`HISTORY_LIMIT`].
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+    /// Operations started and not yet finished (create sent, droplet not yet healthy;
+    /// destroy sent, droplet not yet gone).
+    #[serde(default)]
+    pub pending: Vec<PendingOp>,
+    /// Target-tracking recommendations (for the scale-down stabilization window).
+    #[serde(default)]
+    pub recommendations: Vec<Recommendation>,
+}
+
+/// One scrape of one group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scrape {
+    pub at: DateTime<Utc>,
+    pub droplets: Vec<ScrapedDroplet>,
+    /// Lines of the expositions that could not be read faithfully (see `exposition`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bad_lines: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bad_line_example: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScrapedDroplet {
+    pub id: u64,
+    pub name: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Why the scrape of this droplet failed (or why it was not scraped), `None` on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Carries the group's `protect_tag`: never destroyed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub protected: bool,
+    #[serde(default, skip_serializing_if = "SeriesMap::is_empty")]
+    pub series: SeriesMap,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// When the intent was recorded.
+    pub at: DateTime<Utc>,
+    pub direction: Scale,
+    /// Names (create) or ids with names (destroy) of the droplets concerned.
+    pub droplets: Vec<HistoryDroplet>,
+    pub reason: String,
+    /// `pending`, `done`, `partial`, `failed: …`, `cancelled: …`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryDroplet {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PendingKind {
+    Create,
+    Destroy,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingOp {
+    pub kind: PendingKind,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// When the intent was recorded.
+    pub since: DateTime<Utc>,
+    /// Where it stands: `intent`, `requested`, `active`, `healthy`, `unhealthy`, …
+    pub stage: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    pub at: DateTime<Utc>,
+    pub desired: u32,
+}
+
+impl State {
+    pub fn new() -> Self {
+        State { version: VERSION, groups: BTreeMap::new() }
+    }
+
+    pub fn group_mut(&mut self, name: &str) -> &mut GroupState {
+        self.groups.entry(name.to_string()).or_default()
+    }
+}
+
+impl GroupState {
+    /// Keeps the last two scrapes.
+    pub fn push_scrape(&mut self, s: Scrape) {
+        self.scrapes.push(s);
+        let n = self.scrapes.len();
+        if n > 2 {
+            self.scrapes.drain(..n - 2);
+        }
+    }
+
+    pub fn latest_scrape(&self) -> Option<&Scrape> {
+        self.scrapes.last()
+    }
+
+    pub fn previous_scrape(&self) -> Option<&Scrape> {
+        let n = self.scrapes.len();
+        if n >= 2 {
+            self.scrapes.get(n - 2)
+        } else {
+            None
+        }
+    }
+
+    pub fn push_history(&mut self, e: HistoryEntry) {
+        self.history.push(e);
+        let n = self.history.len();
+        if n > HISTORY_LIMIT {
+            self.history.drain(..n - HISTORY_LIMIT);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The file.
+
+/// The state file and its lock, held for as long as this value lives.
+pub struct Store {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl Store {
+    /// Takes the exclusive lock on `<state>.lock` (fails fast naming the holder, or waits up
+    /// to `wait` when given).
+    pub fn open(path: &Path, wait: Option<Duration>) -> Result<Store> {
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            bail!(
+                "the state directory {} does not exist: create it (systemd's StateDirectory= does) or set `state_file`",
+                dir.display()
+            );
+        }
+        let lock_path = lock_path(path);
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .wrap_err_with(|| format!("opening the lock file {}", lock_path.display()))?;
+        let started = Instant::now();
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let holder = read_holder(&mut lock);
+                    match wait {
+                        Some(w) if started.elapsed() < w => {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        _ => bail!(
+                            "the state file {} is locked by another doscale run ({holder}): two passes must not overlap; wait for it, or pass --wait",
+                            path.display()
+                        ),
+                    }
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(e).wrap_err_with(|| format!("locking {}", lock_path.display()))
+                }
+            }
+        }
+        // Record who holds the lock, for the message a second run prints.
+        let me = format!(
+            "pid {} `{}` since {}",
+            std::process::id(),
+            std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+            Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        let _ = lock.set_len(0);
+        let _ = (&lock).write_all(me.as_bytes());
+        Ok(Store { path: path.to_path_buf(), _lock: lock })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the state; a missing file is an empty state.
+    pub fn load(&self) -> Result<State> {
+        load_file(&self.path)
+    }
+
+    /// Replaces the state atomically.
+    pub fn save(&self, state: &State) -> Result<()> {
+        save_file(&self.path, state)
+    }
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
+fn read_holder(lock: &mut File) -> String {
+    let mut s = String::new();
+    let _ = std::io::Seek::rewind(lock);
+    let _ = lock.take(512).read_to_string(&mut s);
+    if s.trim().is_empty() {
+        "holder unknown".into()
+    } else {
+        s.trim().to_string()
+    }
+}
+
+/// Reads a state file without locking (for `status` and tests). A missing file is an empty
+/// state; a corrupt or newer one is an error naming it.
+pub fn load_file(path: &Path) -> Result<State> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::new()),
+        Err(e) => return Err(e).wrap_err_with(|| format!("reading the state file {}", path.display())),
+    };
+    parse(&bytes).map_err(|m| eyre!("the state file {} {m}; it is left as it is: move it aside (doscale starts afresh without it) or restore a good copy", path.display()))
+}
+
+/// Parses state bytes; the error says what is wrong (without the path).
+pub fn parse(bytes: &[u8]) -> std::result::Result<State, String> {
+    #[derive(Deserialize)]
+    struct Probe {
+        version: Option<serde_json::Value>,
+    }
+    let probe: Probe = serde_json::from_slice(bytes)
+        .map_err(|e| format!("is not valid JSON ({e})"))?;
+    match probe.version.as_ref().and_then(|v| v.as_u64()) {
+        Some(v) if v == VERSION as u64 => {}
+        Some(v) if v > VERSION as u64 => {
+            return Err(format!(
+                "has version {v}, newer than this doscale understands ({VERSION}): upgrade doscale"
+            ))
+        }
+        _ => return Err(format!("has no valid \"version\" (want {VERSION})")),
+    }
+    serde_json::from_slice(bytes).map_err(|e| format!("does not have the expected shape ({e})"))
+}
+
+/// Writes `state` to a temporary file beside `path`, fsyncs it, renames it over `path` and
+/// fsyncs the directory. On any error the previous file is intact and the temporary removed.
+pub fn save_file(path: &Path, state: &State) -> Result<()> {
+    let bytes = serde_json::to_vec(state).wrap_err("serialising the state")?;
+    write_atomic(path, &bytes, 0o600)
+        .wrap_err_with(|| format!("writing the state file {} (the previous state is intact)", path.display()))
+}
+
+/// The atomic replace used for the state file and the metrics textfile.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let file_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_atomic_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        let store = Store::open(&p, None).unwrap();
+        let mut s = store.load().unwrap();
+        assert_eq!(s.version, VERSION);
+        s.group_mut("web").recommendations.push(Recommendation { at: Utc::now(), desired: 3 });
+        store.save(&s).unwrap();
+        assert_eq!(store.load().unwrap(), s);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn second_lock_fails_fast_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        let _a = Store::open(&p, None).unwrap();
+        let e = Store::open(&p, None).err().unwrap().to_string();
+        assert!(e.contains("locked") && e.contains("pid"), "{e}");
+    }
+
+    #[test]
+    fn corrupt_or_newer_state_is_refused() {
+        assert!(parse(b"{\"version\": 1, \"groups\": {").unwrap_err().contains("not valid JSON"));
+        assert!(parse(b"{\"version\": 2}").unwrap_err().contains("newer"));
+        assert!(parse(b"{\"groups\": {}}").unwrap_err().contains("version"));
+        assert!(parse(b"{\"version\": 1}").is_ok());
+    }
+
+    #[test]
+    fn keeps_two_scrapes() {
+        let mut g = GroupState::default();
+        for _ in 0..3 {
+            g.push_scrape(Scrape { at: Utc::now(), droplets: vec![], bad_lines: 0, bad_line_example: None });
+        }
+        assert_eq!(g.scrapes.len(), 2);
+    }
+}
