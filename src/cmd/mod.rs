@@ -101,6 +101,12 @@ impl Ctx {
         Ok(Ctx { config, json: g.output == crate::cli::Output::Json, wait })
     }
 
+    /// The API client (needs a token).
+    pub fn api(&self) -> Result<Box<dyn crate::do_api::DoApi>> {
+        let token = config::require_token(&self.config.api)?;
+        Ok(Box::new(crate::do_api::HttpApi::new(&self.config.api.url, token, self.config.api.timeout)?))
+    }
+
     /// The state file, locked for the rest of the command.
     pub fn store(&self) -> Result<Store> {
         Store::open(&self.config.state_file, self.wait)
