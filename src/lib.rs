@@ -23,3 +23,4 @@ pub mod seed_import;
 pub mod series;
 pub mod sim;
 pub mod state;
+pub mod textfile;

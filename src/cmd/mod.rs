@@ -24,8 +24,17 @@ use crate::config::{self, Config};
 use crate::error::{exit_code_of, ExitCode, UsageError};
 use crate::state::Store;
 
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Writes the metrics textfile (if configured) for a pass that got this far.
+pub fn write_textfile(ctx: &Ctx, state: &crate::state::State, api: &dyn crate::do_api::DoApi) {
+    let secs = STARTED.get().map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
+    crate::textfile::write(&ctx.config, state, secs, api.error_count(), true);
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
+    STARTED.get_or_init(std::time::Instant::now);
     install_error_theme();
     crate::logging::init(cli.global.verbose, cli.global.quiet);
     let result = dispatch(&cli);
