@@ -1120,6 +1120,23 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_loads() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/doscale.toml");
+        let c = load(Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
+        let g = &c.groups[0];
+        assert_eq!((g.name.as_str(), g.min, g.max), ("web", 2, 8));
+        let names: Vec<_> = g.policies.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["loadavg", "mem_avail", "down"]);
+        assert_eq!(g.policies[2].scale, Scale::Down);
+        assert_eq!(g.policies[2].conditions.len(), 4);
+        assert!(g.target.is_some());
+        let t = g.template.as_ref().unwrap();
+        assert!(t.tags.contains(&"web".to_string()));
+        assert_eq!(g.health_check.ports, vec![9110, 80]);
+        assert_eq!(g.protect_tag.as_deref(), Some("doscale-protect"));
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("3m").unwrap(), Duration::from_secs(180));
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
