@@ -1,0 +1,6 @@
+//! Integration tests: the real `doscale` binary against `doscale sim` on loopback.
+
+mod common;
+mod faults;
+mod foundation;
+mod pipeline;
