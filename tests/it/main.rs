@@ -4,3 +4,4 @@ mod common;
 mod faults;
 mod foundation;
 mod pipeline;
+mod props;
