@@ -77,7 +77,9 @@ pub(super) fn choose(
         .into_iter()
         .take(n)
         .map(|d| {
-            let created = d.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let created = d
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             let why = match scrape_failed(d) {
                 Some(e) => format!("scrape failed: {e}"),
                 None => match remove {
@@ -89,7 +91,11 @@ pub(super) fn choose(
                     },
                 },
             };
-            PlannedDestroy { id: d.id, name: d.name.clone(), why }
+            PlannedDestroy {
+                id: d.id,
+                name: d.name.clone(),
+                why,
+            }
         })
         .collect();
     (chosen, held)

@@ -113,14 +113,19 @@ struct InFlight {
 
 impl InFlight {
     fn of(pending: &[PendingOp], live: &[&ScrapedDroplet]) -> InFlight {
-        let is = |op: &PendingOp, d: &ScrapedDroplet| op.id.map_or(op.name == d.name, |id| id == d.id);
+        let is =
+            |op: &PendingOp, d: &ScrapedDroplet| op.id.map_or(op.name == d.name, |id| id == d.id);
         let creates = pending
             .iter()
             .filter(|op| op.kind == PendingKind::Create && !live.iter().any(|d| is(op, d)))
             .count() as u32;
         let destroys = live
             .iter()
-            .filter(|d| pending.iter().any(|op| op.kind == PendingKind::Destroy && is(op, d)))
+            .filter(|d| {
+                pending
+                    .iter()
+                    .any(|op| op.kind == PendingKind::Destroy && is(op, d))
+            })
             .map(|d| d.id)
             .collect();
         InFlight { creates, destroys }
@@ -141,8 +146,11 @@ pub fn plan_group(input: &PlanInput<'_>) -> GroupPlan {
 
     // Members that count, each id once.
     let mut seen = BTreeSet::new();
-    let live: Vec<&ScrapedDroplet> =
-        input.members.iter().filter(|d| is_live(d) && seen.insert(d.id)).collect();
+    let live: Vec<&ScrapedDroplet> = input
+        .members
+        .iter()
+        .filter(|d| is_live(d) && seen.insert(d.id))
+        .collect();
     let current = live.len() as u32;
     let mut based_on: Vec<u64> = input.members.iter().map(|d| d.id).collect();
     based_on.sort_unstable();
@@ -150,7 +158,10 @@ pub fn plan_group(input: &PlanInput<'_>) -> GroupPlan {
     let flight = InFlight::of(input.pending, &live);
 
     let raw = raw_recommendation(input.eval, current, &mut why);
-    let recommendation = raw.target.map(|desired| Recommendation { at: input.now, desired });
+    let recommendation = raw.target.map(|desired| Recommendation {
+        at: input.now,
+        desired,
+    });
     let mut want = raw.recommended;
 
     stabilization(input, current, raw.target, &mut want, &mut why);
@@ -166,26 +177,50 @@ pub fn plan_group(input: &PlanInput<'_>) -> GroupPlan {
     let mut create = Vec::new();
     let mut destroy = Vec::new();
     if want > current {
-        let template = g.template.as_ref().expect("no_template keeps a group without one from growing");
+        let template = g
+            .template
+            .as_ref()
+            .expect("no_template keeps a group without one from growing");
         let used: BTreeSet<String> = input
             .members
             .iter()
             .map(|d| d.name.clone())
             .chain(input.pending.iter().map(|p| p.name.clone()))
-            .chain(input.history.iter().flat_map(|h| h.droplets.iter().map(|d| d.name.clone())))
+            .chain(
+                input
+                    .history
+                    .iter()
+                    .flat_map(|h| h.droplets.iter().map(|d| d.name.clone())),
+            )
             .collect();
-        create = names::new_names(&template.name, &g.name, (want - current) as usize, &used, input.rand);
+        create = names::new_names(
+            &template.name,
+            &g.name,
+            (want - current) as usize,
+            &used,
+            input.rand,
+        );
     } else if want < current {
         let n = (current - want) as usize;
         let (chosen, held) = choose::choose(&live, &flight.destroys, g.remove, input.eval, n);
         if chosen.len() < n {
             let mut parts = Vec::new();
             if held.protected > 0 {
-                let tag = g.protect_tag.as_deref().map(|t| format!(" {t:?}")).unwrap_or_default();
-                parts.push(format!("{} the protect tag{tag}", text::count(held.protected, "carries", "carry")));
+                let tag = g
+                    .protect_tag
+                    .as_deref()
+                    .map(|t| format!(" {t:?}"))
+                    .unwrap_or_default();
+                parts.push(format!(
+                    "{} the protect tag{tag}",
+                    text::count(held.protected, "carries", "carry")
+                ));
             }
             if held.in_flight > 0 {
-                parts.push(format!("{} already being destroyed", text::count(held.in_flight, "is", "are")));
+                parts.push(format!(
+                    "{} already being destroyed",
+                    text::count(held.in_flight, "is", "are")
+                ));
             }
             let k = chosen.len() as u32;
             why.push(format!(
@@ -231,7 +266,14 @@ fn conditions(p: &PolicyEvaluation) -> String {
     p.conditions
         .iter()
         .map(|c| match c.value {
-            Some(v) => format!("{} {} {} {} {}", c.name, text::num(v), c.op, text::num(c.threshold), c.satisfied),
+            Some(v) => format!(
+                "{} {} {} {} {}",
+                c.name,
+                text::num(v),
+                c.op,
+                text::num(c.threshold),
+                c.satisfied
+            ),
             None => match &c.no_data {
                 Some(r) => format!("{} no data ({r}) {}", c.name, c.satisfied),
                 None => format!("{} no data {}", c.name, c.satisfied),
@@ -250,7 +292,10 @@ fn largest<'a>(fired: &[&'a PolicyEvaluation]) -> Option<&'a PolicyEvaluation> {
 }
 
 fn names_of(ps: &[&PolicyEvaluation]) -> String {
-    ps.iter().map(|p| format!("{} ({})", p.name, signed_step(p))).collect::<Vec<_>>().join(", ")
+    ps.iter()
+        .map(|p| format!("{} ({})", p.name, signed_step(p)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Rule 0: the raw recommendation from the step policies and the target (DESIGN.md §3.4).
@@ -267,7 +312,11 @@ fn raw_recommendation(eval: &GroupEvaluation, current: u32, why: &mut Vec<String
         ));
     } else {
         for p in &eval.policies {
-            let verdict = if p.satisfied { "satisfied" } else { "not satisfied" };
+            let verdict = if p.satisfied {
+                "satisfied"
+            } else {
+                "not satisfied"
+            };
             why.push(format!(
                 "policy: {} ({} {}) {verdict}: {}",
                 p.name,
@@ -281,13 +330,24 @@ fn raw_recommendation(eval: &GroupEvaluation, current: u32, why: &mut Vec<String
         }
     }
 
-    let ups: Vec<&PolicyEvaluation> =
-        eval.policies.iter().filter(|p| p.satisfied && p.scale == Scale::Up).collect();
-    let downs: Vec<&PolicyEvaluation> =
-        eval.policies.iter().filter(|p| p.satisfied && p.scale == Scale::Down).collect();
+    let ups: Vec<&PolicyEvaluation> = eval
+        .policies
+        .iter()
+        .filter(|p| p.satisfied && p.scale == Scale::Up)
+        .collect();
+    let downs: Vec<&PolicyEvaluation> = eval
+        .policies
+        .iter()
+        .filter(|p| p.satisfied && p.scale == Scale::Down)
+        .collect();
     let step = if let Some(up) = largest(&ups) {
         if ups.len() > 1 {
-            why.push(format!("largest step: {} ({}) wins among {}", up.name, signed_step(up), names_of(&ups)));
+            why.push(format!(
+                "largest step: {} ({}) wins among {}",
+                up.name,
+                signed_step(up),
+                names_of(&ups)
+            ));
         }
         if !downs.is_empty() {
             why.push(format!(
@@ -300,7 +360,12 @@ fn raw_recommendation(eval: &GroupEvaluation, current: u32, why: &mut Vec<String
         Some(current.saturating_add(up.step))
     } else if let Some(down) = largest(&downs) {
         if downs.len() > 1 {
-            why.push(format!("largest step: {} ({}) wins among {}", down.name, signed_step(down), names_of(&downs)));
+            why.push(format!(
+                "largest step: {} ({}) wins among {}",
+                down.name,
+                signed_step(down),
+                names_of(&downs)
+            ));
         }
         Some(current.saturating_sub(down.step))
     } else {
@@ -344,17 +409,31 @@ fn raw_recommendation(eval: &GroupEvaluation, current: u32, why: &mut Vec<String
         (None, Some(t)) => t,
         (None, None) => current,
     };
-    Raw { recommended, target }
+    Raw {
+        recommended,
+        target,
+    }
 }
 
 /// Rule 1: a scale-down goes only to the highest target recommendation of the window
 /// (HPA's scale-down stabilization), never above the current size.
-fn stabilization(input: &PlanInput<'_>, current: u32, target: Option<u32>, want: &mut u32, why: &mut Vec<String>) {
+fn stabilization(
+    input: &PlanInput<'_>,
+    current: u32,
+    target: Option<u32>,
+    want: &mut u32,
+    why: &mut Vec<String>,
+) {
     let Some(now_rec) = target else { return };
     if *want >= current {
         return;
     }
-    let window = input.group.target.as_ref().map(|t| t.stabilization_down).unwrap_or_default();
+    let window = input
+        .group
+        .target
+        .as_ref()
+        .map(|t| t.stabilization_down)
+        .unwrap_or_default();
     let highest = input
         .recommendations
         .iter()
@@ -382,7 +461,10 @@ fn bounds(g: &Group, current: u32, want: &mut u32, why: &mut Vec<String>) {
     let lo = g.min.min(current);
     if *want > hi {
         why.push(if current > g.max {
-            format!("max: the group is above max {} ({current}): no scale-up", g.max)
+            format!(
+                "max: the group is above max {} ({current}): no scale-up",
+                g.max
+            )
         } else if current == g.max {
             format!("max: already at max {} (recommended {})", g.max, *want)
         } else {
@@ -391,7 +473,10 @@ fn bounds(g: &Group, current: u32, want: &mut u32, why: &mut Vec<String>) {
         *want = hi;
     } else if *want < lo {
         why.push(if current < g.min {
-            format!("min: the group is below min {} ({current}): no scale-down", g.min)
+            format!(
+                "min: the group is below min {} ({current}): no scale-down",
+                g.min
+            )
         } else if current == g.min {
             format!("min: already at min {} (recommended {})", g.min, *want)
         } else {
@@ -407,7 +492,11 @@ fn min_reporting(eval: &GroupEvaluation, current: u32, want: &mut u32, why: &mut
         return;
     }
     let r = &eval.reporting;
-    let share = if r.eligible == 0 { 0.0 } else { r.reporting as f64 / r.eligible as f64 };
+    let share = if r.eligible == 0 {
+        0.0
+    } else {
+        r.reporting as f64 / r.eligible as f64
+    };
     let pct = |x: f64| text::num((x * 1000.0).round() / 10.0);
     why.push(format!(
         "min_reporting: {} of {} eligible droplets reported ({}% < {}%): partial data never shrinks a group (wanted {})",
@@ -422,7 +511,9 @@ fn min_reporting(eval: &GroupEvaluation, current: u32, want: &mut u32, why: &mut
 
 /// Rule 4: cooldowns per direction from the last scale action, whatever its outcome (§3.6).
 fn cooldowns(input: &PlanInput<'_>, current: u32, want: &mut u32, why: &mut Vec<String>) {
-    let Some(last) = last_action(input.history) else { return };
+    let Some(last) = last_action(input.history) else {
+        return;
+    };
     let ago = text::since(input.now, last.at);
     let dir = match last.direction {
         Scale::Up => "up",
@@ -462,10 +553,16 @@ fn pending(ops: &[PendingOp], current: u32, want: &mut u32, why: &mut Vec<String
     let destroys = ops.len() - creates;
     let mut parts = Vec::new();
     if creates > 0 {
-        parts.push(format!("{} created, not yet healthy", text::count(creates, "droplet", "droplets")));
+        parts.push(format!(
+            "{} created, not yet healthy",
+            text::count(creates, "droplet", "droplets")
+        ));
     }
     if destroys > 0 {
-        parts.push(format!("{} sent, not yet gone", text::count(destroys, "destroy", "destroys")));
+        parts.push(format!(
+            "{} sent, not yet gone",
+            text::count(destroys, "destroy", "destroys")
+        ));
     }
     why.push(format!(
         "pending: {}: no new scale action until they finish (wanted {}, stays {current})",
@@ -527,7 +624,11 @@ fn repair(g: &Group, current: u32, flight: &InFlight, want: &mut u32, why: &mut 
         let on_way = flight.creates.min(short);
         let create = short - on_way;
         let goal = current + create;
-        let head = format!("repair: {} below min {} ({current})", text::count(short as usize, "droplet", "droplets"), g.min);
+        let head = format!(
+            "repair: {} below min {} ({current})",
+            text::count(short as usize, "droplet", "droplets"),
+            g.min
+        );
         why.push(if create == 0 {
             format!("{head}, already covered by {} on its way (pending): nothing more is created", text::count(on_way as usize, "create", "creates"))
         } else if on_way > 0 {
@@ -541,7 +642,11 @@ fn repair(g: &Group, current: u32, flight: &InFlight, want: &mut u32, why: &mut 
         let on_way = (flight.destroys.len() as u32).min(over);
         let remove = over - on_way;
         let goal = current - remove;
-        let head = format!("repair: {} above max {} ({current})", text::count(over as usize, "droplet", "droplets"), g.max);
+        let head = format!(
+            "repair: {} above max {} ({current})",
+            text::count(over as usize, "droplet", "droplets"),
+            g.max
+        );
         why.push(if remove == 0 {
             format!("{head}, already covered by {} on its way (pending): nothing more is destroyed", text::count(on_way as usize, "destroy", "destroys"))
         } else if on_way > 0 {

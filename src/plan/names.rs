@@ -34,7 +34,8 @@ pub(super) fn sanitize(s: &str) -> String {
 /// or ending with `-` or `.`.
 pub fn is_hostname(s: &str) -> bool {
     !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
         && !s.starts_with(['-', '.'])
         && !s.ends_with(['-', '.'])
 }
@@ -45,9 +46,13 @@ fn tokens(pattern: &str, group: &str) -> Vec<Tok> {
     let mut lit = String::new();
     let mut rest = pattern;
     while !rest.is_empty() {
-        let hit = [("{group}", None), ("{n}", Some(Tok::N)), ("{rand}", Some(Tok::Rand))]
-            .into_iter()
-            .find(|(p, _)| rest.starts_with(p));
+        let hit = [
+            ("{group}", None),
+            ("{n}", Some(Tok::N)),
+            ("{rand}", Some(Tok::Rand)),
+        ]
+        .into_iter()
+        .find(|(p, _)| rest.starts_with(p));
         match hit {
             Some((p, tok)) => {
                 match tok {
@@ -184,7 +189,10 @@ mod tests {
     #[test]
     fn plan_names_take_the_smallest_unused_numbers() {
         let u = used(&["web-1", "web-3", "other-2"]);
-        assert_eq!(new_names("web-{n}", "web", 3, &u, 7), vec!["web-2", "web-4", "web-5"]);
+        assert_eq!(
+            new_names("web-{n}", "web", 3, &u, 7),
+            vec!["web-2", "web-4", "web-5"]
+        );
     }
 
     #[test]
@@ -207,7 +215,10 @@ mod tests {
             assert!(is_hostname(n), "{n}");
             assert_eq!(n.len(), "web-".len() + 6, "{n}");
         }
-        assert_ne!(a, new_names("{group}-{rand}", "web", 5, &BTreeSet::new(), 43));
+        assert_ne!(
+            a,
+            new_names("{group}-{rand}", "web", 5, &BTreeSet::new(), 43)
+        );
     }
 
     #[test]
@@ -225,6 +236,9 @@ mod tests {
 
     #[test]
     fn plan_names_compare_lowercase() {
-        assert_eq!(new_names("web-{n}", "web", 1, &used(&["WEB-1"]), 0), vec!["web-2"]);
+        assert_eq!(
+            new_names("web-{n}", "web", 1, &used(&["WEB-1"]), 0),
+            vec!["web-2"]
+        );
     }
 }

@@ -7,7 +7,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::*;
 use crate::config::{Match, Scale};
-use crate::policy::{ConditionEvaluation, DropletStatus, PolicyEvaluation, Reporting, TargetEvaluation};
+use crate::policy::{
+    ConditionEvaluation, DropletStatus, PolicyEvaluation, Reporting, TargetEvaluation,
+};
 use crate::state::{HistoryDroplet, PendingKind};
 
 pub(super) const TEMPLATE: &str =
@@ -44,7 +46,15 @@ pub(super) fn active(n: u64) -> Vec<ScrapedDroplet> {
     (1..=n).map(|i| droplet(i, "active")).collect()
 }
 
-pub(super) fn policy(name: &str, scale: Scale, step: u32, satisfied: bool, value: Option<f64>, op: &str, threshold: f64) -> PolicyEvaluation {
+pub(super) fn policy(
+    name: &str,
+    scale: Scale,
+    step: u32,
+    satisfied: bool,
+    value: Option<f64>,
+    op: &str,
+    threshold: f64,
+) -> PolicyEvaluation {
     PolicyEvaluation {
         name: name.into(),
         scale,
@@ -60,17 +70,37 @@ pub(super) fn policy(name: &str, scale: Scale, step: u32, satisfied: bool, value
             threshold,
             satisfied,
             per_droplet: BTreeMap::new(),
-            no_data: if value.is_none() { Some("no droplet evaluated".into()) } else { None },
+            no_data: if value.is_none() {
+                Some("no droplet evaluated".into())
+            } else {
+                None
+            },
         }],
     }
 }
 
 pub(super) fn hot(step: u32, on: bool) -> PolicyEvaluation {
-    policy("hot", Scale::Up, step, on, Some(if on { 0.91 } else { 0.21 }), ">", 0.8)
+    policy(
+        "hot",
+        Scale::Up,
+        step,
+        on,
+        Some(if on { 0.91 } else { 0.21 }),
+        ">",
+        0.8,
+    )
 }
 
 pub(super) fn cold(step: u32, on: bool) -> PolicyEvaluation {
-    policy("cold", Scale::Down, step, on, Some(if on { 0.12 } else { 0.55 }), "<", 0.3)
+    policy(
+        "cold",
+        Scale::Down,
+        step,
+        on,
+        Some(if on { 0.12 } else { 0.55 }),
+        "<",
+        0.3,
+    )
 }
 
 pub(super) fn target(recommended: u32, aggregate: Option<f64>) -> TargetEvaluation {
@@ -102,7 +132,12 @@ pub(super) fn eval(members: &[ScrapedDroplet], policies: Vec<PolicyEvaluation>) 
                 load1: None,
             })
             .collect(),
-        reporting: Reporting { eligible: live, reporting: live, required: 1.0, ok: true },
+        reporting: Reporting {
+            eligible: live,
+            reporting: live,
+            required: 1.0,
+            ok: true,
+        },
         policies,
         target: None,
     }
@@ -120,7 +155,13 @@ pub(super) fn history(ago_secs: i64, direction: Scale, outcome: &str) -> History
 }
 
 pub(super) fn pending_op(kind: PendingKind, name: &str, id: Option<u64>) -> PendingOp {
-    PendingOp { kind, name: name.into(), id, since: now() - Duration::seconds(30), stage: "requested".into() }
+    PendingOp {
+        kind,
+        name: name.into(),
+        id,
+        since: now() - Duration::seconds(30),
+        stage: "requested".into(),
+    }
 }
 
 /// Everything a plan is made from, owned.
@@ -181,7 +222,11 @@ fn ids(p: &GroupPlan) -> Vec<u64> {
 }
 
 fn check_consistent(p: &GroupPlan) {
-    assert_eq!(p.desired + p.destroy.len() as u32, p.current + p.create.len() as u32, "{p:#?}");
+    assert_eq!(
+        p.desired + p.destroy.len() as u32,
+        p.current + p.create.len() as u32,
+        "{p:#?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -196,7 +241,11 @@ fn acceptance(max: u32, cooldown_up: &str) -> String {
 
 #[test]
 fn acceptance_hot_at_three_grows_to_five_with_two_names() {
-    let f = Fx::new(&acceptance(8, "1h"), active(3), vec![hot(2, true), cold(5, false)]);
+    let f = Fx::new(
+        &acceptance(8, "1h"),
+        active(3),
+        vec![hot(2, true), cold(5, false)],
+    );
     let p = f.plan();
     assert_eq!((p.current, p.desired, p.recommended), (3, 5, 5));
     assert_eq!(p.create, vec!["acceptance-1", "acceptance-2"]);
@@ -207,17 +256,28 @@ fn acceptance_hot_at_three_grows_to_five_with_two_names() {
 
 #[test]
 fn acceptance_hot_again_inside_cooldown_up_stays() {
-    let mut f = Fx::new(&acceptance(8, "1h"), active(5), vec![hot(2, true), cold(5, false)]);
+    let mut f = Fx::new(
+        &acceptance(8, "1h"),
+        active(5),
+        vec![hot(2, true), cold(5, false)],
+    );
     f.history.push(history(252, Scale::Up, "done"));
     let p = f.plan();
     assert_eq!((p.current, p.desired, p.recommended), (5, 5, 7));
     assert!(p.create.is_empty() && !p.changes());
-    assert_eq!(reason(&p, "cooldown_up"), "cooldown_up: last scale action (up) 4m12s ago < 1h (wanted 7, stays 5)");
+    assert_eq!(
+        reason(&p, "cooldown_up"),
+        "cooldown_up: last scale action (up) 4m12s ago < 1h (wanted 7, stays 5)"
+    );
 }
 
 #[test]
 fn acceptance_cold_at_five_shrinks_to_min_two() {
-    let mut f = Fx::new(&acceptance(8, "1h"), active(5), vec![hot(2, false), cold(5, true)]);
+    let mut f = Fx::new(
+        &acceptance(8, "1h"),
+        active(5),
+        vec![hot(2, false), cold(5, true)],
+    );
     f.history.push(history(600, Scale::Up, "done"));
     let p = f.plan();
     assert_eq!((p.current, p.desired, p.recommended), (5, 2, 0));
@@ -230,7 +290,11 @@ fn acceptance_cold_at_five_shrinks_to_min_two() {
 
 #[test]
 fn acceptance_cold_at_min_destroys_nothing() {
-    let f = Fx::new(&acceptance(8, "1h"), active(2), vec![hot(2, false), cold(5, true)]);
+    let f = Fx::new(
+        &acceptance(8, "1h"),
+        active(2),
+        vec![hot(2, false), cold(5, true)],
+    );
     let p = f.plan();
     assert_eq!((p.current, p.desired), (2, 2));
     assert!(p.destroy.is_empty());
@@ -239,12 +303,20 @@ fn acceptance_cold_at_min_destroys_nothing() {
 
 #[test]
 fn acceptance_hot_with_max_three_grows_to_max_then_holds() {
-    let f = Fx::new(&acceptance(3, "0s"), active(2), vec![hot(2, true), cold(5, false)]);
+    let f = Fx::new(
+        &acceptance(3, "0s"),
+        active(2),
+        vec![hot(2, true), cold(5, false)],
+    );
     let p = f.plan();
     assert_eq!((p.desired, p.create.len()), (3, 1));
     assert_eq!(reason(&p, "max"), "max: 4 capped at max 3");
 
-    let mut f = Fx::new(&acceptance(3, "0s"), active(3), vec![hot(2, true), cold(5, false)]);
+    let mut f = Fx::new(
+        &acceptance(3, "0s"),
+        active(3),
+        vec![hot(2, true), cold(5, false)],
+    );
     f.history.push(history(5, Scale::Up, "done"));
     let p = f.plan();
     assert_eq!(p.desired, 3);
@@ -255,7 +327,8 @@ fn acceptance_hot_with_max_three_grows_to_max_then_holds() {
 // ---------------------------------------------------------------------------------------
 // Rule 0: the raw recommendation.
 
-const PLAIN: &str = "min = 0\nmax = 20\ncooldown_up = \"0s\"\ncooldown_down = \"0s\"\nmax_step_down = 20\n";
+const PLAIN: &str =
+    "min = 0\nmax = 20\ncooldown_up = \"0s\"\ncooldown_down = \"0s\"\nmax_step_down = 20\n";
 
 fn plain() -> String {
     format!("{PLAIN}{TEMPLATE}")
@@ -263,10 +336,21 @@ fn plain() -> String {
 
 #[test]
 fn plan_largest_up_step_wins() {
-    let f = Fx::new(&plain(), active(3), vec![hot(1, true), policy("mem", Scale::Up, 3, true, Some(1.0), "<=", 2.0)]);
+    let f = Fx::new(
+        &plain(),
+        active(3),
+        vec![
+            hot(1, true),
+            policy("mem", Scale::Up, 3, true, Some(1.0), "<=", 2.0),
+        ],
+    );
     let p = f.plan();
     assert_eq!((p.recommended, p.desired), (6, 6));
-    assert!(reason(&p, "largest step").contains("mem (+3)"), "{:?}", p.reasons);
+    assert!(
+        reason(&p, "largest step").contains("mem (+3)"),
+        "{:?}",
+        p.reasons
+    );
 }
 
 #[test]
@@ -279,7 +363,14 @@ fn plan_scale_up_beats_scale_down() {
 
 #[test]
 fn plan_largest_down_step_wins() {
-    let f = Fx::new(&plain(), active(5), vec![cold(1, true), policy("idle", Scale::Down, 3, true, Some(0.0), "==", 0.0)]);
+    let f = Fx::new(
+        &plain(),
+        active(5),
+        vec![
+            cold(1, true),
+            policy("idle", Scale::Down, 3, true, Some(0.0), "==", 0.0),
+        ],
+    );
     let p = f.plan();
     assert_eq!((p.recommended, p.desired), (2, 2));
     assert!(has(&p, "largest step"));
@@ -291,22 +382,40 @@ fn plan_no_policy_satisfied_explains_every_verdict() {
     let p = f.plan();
     assert_eq!((p.recommended, p.desired), (3, 3));
     assert!(!p.changes());
-    assert_eq!(p.reasons, vec!["no policy satisfied: hot (cpu 0.21 > 0.8 false); cold (cpu 0.55 < 0.3 false)"]);
+    assert_eq!(
+        p.reasons,
+        vec!["no policy satisfied: hot (cpu 0.21 > 0.8 false); cold (cpu 0.55 < 0.3 false)"]
+    );
 }
 
 #[test]
 fn plan_policy_lines_when_some_policy_fires() {
     let f = Fx::new(&plain(), active(3), vec![hot(2, true), cold(1, false)]);
     let p = f.plan();
-    assert!(p.reasons.contains(&"policy: hot (+2 all of) satisfied: cpu 0.91 > 0.8 true".to_string()), "{:#?}", p.reasons);
-    assert!(p.reasons.contains(&"policy: cold (-1 all of) not satisfied: cpu 0.55 < 0.3 false".to_string()));
+    assert!(
+        p.reasons
+            .contains(&"policy: hot (+2 all of) satisfied: cpu 0.91 > 0.8 true".to_string()),
+        "{:#?}",
+        p.reasons
+    );
+    assert!(p
+        .reasons
+        .contains(&"policy: cold (-1 all of) not satisfied: cpu 0.55 < 0.3 false".to_string()));
 }
 
 #[test]
 fn plan_no_data_condition_is_shown() {
-    let f = Fx::new(&plain(), active(3), vec![policy("hot", Scale::Up, 1, false, None, ">", 0.8)]);
+    let f = Fx::new(
+        &plain(),
+        active(3),
+        vec![policy("hot", Scale::Up, 1, false, None, ">", 0.8)],
+    );
     let p = f.plan();
-    assert!(p.reasons[0].contains("cpu no data (no droplet evaluated) false"), "{:?}", p.reasons);
+    assert!(
+        p.reasons[0].contains("cpu no data (no droplet evaluated) false"),
+        "{:?}",
+        p.reasons
+    );
 }
 
 #[test]
@@ -314,7 +423,11 @@ fn plan_no_policies_no_target_says_so() {
     let f = Fx::new(&plain(), active(3), vec![]);
     let p = f.plan();
     assert_eq!(p.desired, 3);
-    assert!(p.reasons[0].starts_with("no policy or target"), "{:?}", p.reasons);
+    assert!(
+        p.reasons[0].starts_with("no policy or target"),
+        "{:?}",
+        p.reasons
+    );
 }
 
 #[test]
@@ -323,7 +436,13 @@ fn plan_target_alone_decides_even_downward() {
     f.eval.target = Some(target(3, Some(0.3)));
     let p = f.plan();
     assert_eq!((p.recommended, p.desired), (3, 3));
-    assert_eq!(p.recommendation, Some(Recommendation { at: now(), desired: 3 }));
+    assert_eq!(
+        p.recommendation,
+        Some(Recommendation {
+            at: now(),
+            desired: 3
+        })
+    );
     assert!(has(&p, "target"));
 }
 
@@ -333,7 +452,11 @@ fn plan_target_and_scale_down_the_larger_wins() {
     f.eval.target = Some(target(4, Some(0.5)));
     let p = f.plan();
     assert_eq!(p.recommended, 4);
-    assert!(p.reasons.iter().any(|r| r.contains("the larger (4) wins")), "{:#?}", p.reasons);
+    assert!(
+        p.reasons.iter().any(|r| r.contains("the larger (4) wins")),
+        "{:#?}",
+        p.reasons
+    );
 }
 
 #[test]
@@ -367,14 +490,27 @@ fn plan_stabilization_holds_to_the_highest_recent_recommendation() {
     let mut f = Fx::new(&with_target("5m"), active(6), vec![]);
     f.eval.target = Some(target(2, Some(0.2)));
     f.recs = vec![
-        Recommendation { at: now() - Duration::minutes(10), desired: 6 }, // outside the window
-        Recommendation { at: now() - Duration::minutes(4), desired: 4 },
-        Recommendation { at: now() - Duration::minutes(1), desired: 3 },
+        Recommendation {
+            at: now() - Duration::minutes(10),
+            desired: 6,
+        }, // outside the window
+        Recommendation {
+            at: now() - Duration::minutes(4),
+            desired: 4,
+        },
+        Recommendation {
+            at: now() - Duration::minutes(1),
+            desired: 3,
+        },
     ];
     let p = f.plan();
     assert_eq!((p.recommended, p.desired), (2, 4));
     assert_eq!(ids(&p), vec![6, 5]);
-    assert!(reason(&p, "stabilization").contains("last 5m (4, now 2)"), "{:?}", p.reasons);
+    assert!(
+        reason(&p, "stabilization").contains("last 5m (4, now 2)"),
+        "{:?}",
+        p.reasons
+    );
     assert_eq!(p.recommendation.unwrap().desired, 2);
 }
 
@@ -382,7 +518,10 @@ fn plan_stabilization_holds_to_the_highest_recent_recommendation() {
 fn plan_stabilization_never_raises_above_current() {
     let mut f = Fx::new(&with_target("5m"), active(4), vec![]);
     f.eval.target = Some(target(2, Some(0.2)));
-    f.recs = vec![Recommendation { at: now() - Duration::minutes(1), desired: 9 }];
+    f.recs = vec![Recommendation {
+        at: now() - Duration::minutes(1),
+        desired: 9,
+    }];
     let p = f.plan();
     assert_eq!(p.desired, 4);
     assert!(has(&p, "stabilization"));
@@ -392,7 +531,10 @@ fn plan_stabilization_never_raises_above_current() {
 fn plan_stabilization_zero_window_is_the_current_recommendation() {
     let mut f = Fx::new(&with_target("0s"), active(6), vec![]);
     f.eval.target = Some(target(2, Some(0.2)));
-    f.recs = vec![Recommendation { at: now() - Duration::minutes(1), desired: 6 }];
+    f.recs = vec![Recommendation {
+        at: now() - Duration::minutes(1),
+        desired: 6,
+    }];
     let p = f.plan();
     assert_eq!(p.desired, 2);
     assert!(!has(&p, "stabilization"));
@@ -418,7 +560,12 @@ fn plan_bounds_cap_and_raise() {
 #[test]
 fn plan_min_reporting_blocks_scale_down_only() {
     let mut f = Fx::new(&plain(), active(5), vec![cold(1, true)]);
-    f.eval.reporting = Reporting { eligible: 5, reporting: 3, required: 1.0, ok: false };
+    f.eval.reporting = Reporting {
+        eligible: 5,
+        reporting: 3,
+        required: 1.0,
+        ok: false,
+    };
     let p = f.plan();
     assert_eq!(p.desired, 5);
     assert!(p.destroy.is_empty());
@@ -446,7 +593,10 @@ fn plan_cooldown_up_after_any_action() {
     f.history.push(history(120, Scale::Down, "done"));
     let p = f.plan();
     assert_eq!(p.desired, 3);
-    assert_eq!(reason(&p, "cooldown_up"), "cooldown_up: last scale action (down) 2m ago < 3m (wanted 4, stays 3)");
+    assert_eq!(
+        reason(&p, "cooldown_up"),
+        "cooldown_up: last scale action (down) 2m ago < 3m (wanted 4, stays 3)"
+    );
     f.history[0].at = now() - Duration::seconds(180);
     assert_eq!(f.plan().desired, 4);
 }
@@ -454,10 +604,15 @@ fn plan_cooldown_up_after_any_action() {
 #[test]
 fn plan_cooldown_down_counts_failed_actions_too() {
     let mut f = Fx::new(&cooled(), active(3), vec![cold(1, true)]);
-    f.history.push(history(300, Scale::Up, "failed: create errored"));
+    f.history
+        .push(history(300, Scale::Up, "failed: create errored"));
     let p = f.plan();
     assert_eq!(p.desired, 3);
-    assert!(reason(&p, "cooldown_down").contains("(up) 5m ago < 10m"), "{:?}", p.reasons);
+    assert!(
+        reason(&p, "cooldown_down").contains("(up) 5m ago < 10m"),
+        "{:?}",
+        p.reasons
+    );
     f.history[0].at = now() - Duration::seconds(601);
     assert_eq!(f.plan().desired, 2);
 }
@@ -465,7 +620,10 @@ fn plan_cooldown_down_counts_failed_actions_too() {
 #[test]
 fn plan_cooldown_uses_the_latest_action_by_time_not_position() {
     let mut f = Fx::new(&cooled(), active(3), vec![cold(1, true)]);
-    f.history = vec![history(60, Scale::Up, "done"), history(3600, Scale::Down, "done")];
+    f.history = vec![
+        history(60, Scale::Up, "done"),
+        history(3600, Scale::Down, "done"),
+    ];
     assert!(has(&f.plan(), "cooldown_down"));
 }
 
@@ -514,10 +672,16 @@ fn plan_max_step_up_and_down() {
     let body = format!("min = 0\nmax = 20\ncooldown_up = \"0s\"\ncooldown_down = \"0s\"\nmax_step_up = 2\nmax_step_down = 1\n{TEMPLATE}");
     let p = Fx::new(&body, active(3), vec![hot(5, true)]).plan();
     assert_eq!((p.desired, p.create.len()), (5, 2));
-    assert_eq!(reason(&p, "max_step_up"), "max_step_up: 8 wanted (+5), at most +2 per pass: 5");
+    assert_eq!(
+        reason(&p, "max_step_up"),
+        "max_step_up: 8 wanted (+5), at most +2 per pass: 5"
+    );
     let p = Fx::new(&body, active(6), vec![cold(4, true)]).plan();
     assert_eq!((p.desired, p.destroy.len()), (5, 1));
-    assert_eq!(reason(&p, "max_step_down"), "max_step_down: 2 wanted (-4), at most -1 per pass: 5");
+    assert_eq!(
+        reason(&p, "max_step_down"),
+        "max_step_down: 2 wanted (-4), at most -1 per pass: 5"
+    );
 }
 
 #[test]
@@ -553,8 +717,12 @@ fn plan_repair_below_min_ignores_metrics_cooldown_and_step() {
     f.history.push(history(10, Scale::Down, "done"));
     let p = f.plan();
     assert_eq!((p.current, p.desired, p.create.len()), (1, 3, 2));
-    assert!(reason(&p, "repair").contains("creating 2 regardless of metrics and cooldown, not limited by max_step_up"));
-    assert_eq!(reason(&p, "min"), "min: the group is below min 3 (1): no scale-down");
+    assert!(reason(&p, "repair")
+        .contains("creating 2 regardless of metrics and cooldown, not limited by max_step_up"));
+    assert_eq!(
+        reason(&p, "min"),
+        "min: the group is below min 3 (1): no scale-down"
+    );
     assert!(p.destroy.is_empty());
 }
 
@@ -564,17 +732,28 @@ fn plan_repair_counts_pending_creates() {
     f.pending = vec![pending_op(PendingKind::Create, "web-9", None)];
     let p = f.plan();
     assert_eq!((p.desired, p.create.len()), (2, 1));
-    assert!(reason(&p, "repair").contains("1 create on its way (pending) already counts"), "{:?}", p.reasons);
+    assert!(
+        reason(&p, "repair").contains("1 create on its way (pending) already counts"),
+        "{:?}",
+        p.reasons
+    );
     // The pending name is taken.
     assert!(!p.create.contains(&"web-9".to_string()));
     // A pending create whose droplet is already listed counts once, as a member.
-    let mut f = Fx::new(&strict(), vec![droplet(1, "active"), droplet(2, "new")], vec![]);
+    let mut f = Fx::new(
+        &strict(),
+        vec![droplet(1, "active"), droplet(2, "new")],
+        vec![],
+    );
     f.pending = vec![pending_op(PendingKind::Create, "web-2", Some(2))];
     let p = f.plan();
     assert_eq!((p.current, p.desired, p.create.len()), (2, 3, 1));
     // Fully covered: nothing more.
     let mut f = Fx::new(&strict(), active(1), vec![]);
-    f.pending = vec![pending_op(PendingKind::Create, "web-8", None), pending_op(PendingKind::Create, "web-9", None)];
+    f.pending = vec![
+        pending_op(PendingKind::Create, "web-8", None),
+        pending_op(PendingKind::Create, "web-9", None),
+    ];
     let p = f.plan();
     assert_eq!((p.desired, p.create.len()), (1, 0));
     assert!(reason(&p, "repair").contains("already covered"));
@@ -602,7 +781,10 @@ fn plan_repair_above_max_ignores_cooldown_step_and_min_reporting() {
     let p = f.plan();
     assert_eq!((p.desired, ids(&p)), (5, vec![8, 7, 6]));
     assert!(reason(&p, "repair").contains("destroying 3 regardless"));
-    assert_eq!(reason(&p, "max"), "max: the group is above max 5 (8): no scale-up");
+    assert_eq!(
+        reason(&p, "max"),
+        "max: the group is above max 5 (8): no scale-up"
+    );
 }
 
 #[test]
@@ -621,7 +803,11 @@ fn plan_repair_above_max_limited_by_protected() {
     for d in members.iter_mut().skip(1) {
         d.protected = true;
     }
-    let mut f = Fx::new(&format!("{}protect_tag = \"keep\"\n", "min = 3\nmax = 5\n"), members, vec![]);
+    let mut f = Fx::new(
+        &format!("{}protect_tag = \"keep\"\n", "min = 3\nmax = 5\n"),
+        members,
+        vec![],
+    );
     f.group = group("min = 3\nmax = 5\nprotect_tag = \"keep\"\n");
     let p = f.plan();
     assert_eq!((p.desired, ids(&p)), (6, vec![1]));
@@ -700,7 +886,11 @@ fn plan_names_avoid_members_pending_and_history() {
     let mut f = Fx::new(&body, vec![droplet(1, "active"), droplet(3, "off")], vec![]);
     f.pending = vec![pending_op(PendingKind::Destroy, "web-2", Some(2))];
     f.history.push(HistoryEntry {
-        droplets: vec![HistoryDroplet { id: Some(4), name: "web-4".into(), outcome: None }],
+        droplets: vec![HistoryDroplet {
+            id: Some(4),
+            name: "web-4".into(),
+            outcome: None,
+        }],
         ..history(7200, Scale::Down, "done")
     });
     // A scale-down took web-4 away; the seed's `count + 1` would reuse a name.
@@ -718,5 +908,11 @@ fn plan_is_deterministic_and_rand_names_differ() {
     assert_eq!(a.create.len(), 3);
     let set: BTreeSet<_> = a.create.iter().collect();
     assert_eq!(set.len(), 3);
-    assert!(a.create.iter().all(|n| is_hostname(n) && n.starts_with("web-")), "{:?}", a.create);
+    assert!(
+        a.create
+            .iter()
+            .all(|n| is_hostname(n) && n.starts_with("web-")),
+        "{:?}",
+        a.create
+    );
 }

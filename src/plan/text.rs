@@ -9,7 +9,11 @@ pub(super) fn dur(d: Duration) -> String {
     let secs = d.as_secs();
     if secs == 0 {
         let ms = d.subsec_millis();
-        return if ms == 0 { "0s".into() } else { format!("{ms}ms") };
+        return if ms == 0 {
+            "0s".into()
+        } else {
+            format!("{ms}ms")
+        };
     }
     let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
     let mut out = String::new();
