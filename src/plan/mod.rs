@@ -23,7 +23,26 @@
 //!
 //! The bounds (2) come before the holds (3–5) so that a group at `max` says `max`, not
 //! `cooldown_up`; the result is the same in any order (every rule moves toward `current` or
-//! clamps to an interval holding it).
+//! clamps to an interval holding it). The holds (3–5) all judge the same wish, so every rule
+//! that blocks a change is named, not only the first.
+//!
+//! Decisions where DESIGN.md is silent:
+//!
+//! * A target without data (`aggregate: null`) has no opinion: it neither grows the group nor
+//!   holds a step policy's scale-down, and no recommendation is stored for stabilization.
+//! * With a target that has data, any scale-down (target- or step-driven) goes no lower than
+//!   the highest target recommendation of the window: the stabilized target is what is
+//!   combined with the step policies, "the larger wins".
+//! * Repair ignores metrics, cooldowns, `min_reporting` and the step limits (the bounds are
+//!   bounds), but counts operations on their way: pending creates whose droplet is not yet a
+//!   new/active member count toward `min`, members whose destroy is pending count as gone.
+//!   Growth beyond `min` in the same pass still follows every rule.
+//! * A `new` droplet whose `error` is set was not scraped; it did not fail. Only `active`
+//!   droplets with an `error` go first as "scrape failed".
+//! * A member whose destroy is pending is never chosen again.
+//! * `least_loaded`: droplets without a `load1` go after those with one; equal loads, the
+//!   newest first; every order ends on the id, so plans are deterministic.
+//! * A history entry dated in the future (clock skew) counts as "0s ago".
 
 mod choose;
 mod names;
@@ -166,9 +185,12 @@ pub fn plan_group(input: &PlanInput<'_>) -> GroupPlan {
 
     stabilization(input, current, raw.target, &mut want, &mut why);
     bounds(g, current, &mut want, &mut why);
-    min_reporting(input.eval, current, &mut want, &mut why);
-    cooldowns(input, current, &mut want, &mut why);
-    pending(input.pending, current, &mut want, &mut why);
+    // The holds all judge the same wish, so every rule that blocks it is named, not only the
+    // first: an operator sees at once everything that stands in the way.
+    let wish = want;
+    min_reporting(input.eval, current, wish, &mut want, &mut why);
+    cooldowns(input, current, wish, &mut want, &mut why);
+    pending(input.pending, current, wish, &mut want, &mut why);
     step_limits(g, current, &mut want, &mut why);
     no_template(g, current, &mut want, &mut why);
     repair(g, current, &flight, &mut want, &mut why);
@@ -318,7 +340,7 @@ fn raw_recommendation(eval: &GroupEvaluation, current: u32, why: &mut Vec<String
                 "not satisfied"
             };
             why.push(format!(
-                "policy: {} ({} {}) {verdict}: {}",
+                "policy: {} ({}) {verdict} ({} {})",
                 p.name,
                 signed_step(p),
                 match p.match_ {
@@ -487,8 +509,14 @@ fn bounds(g: &Group, current: u32, want: &mut u32, why: &mut Vec<String>) {
 }
 
 /// Rule 3: a scale-down needs enough of the eligible droplets to have reported (§3.3).
-fn min_reporting(eval: &GroupEvaluation, current: u32, want: &mut u32, why: &mut Vec<String>) {
-    if *want >= current || eval.reporting.ok {
+fn min_reporting(
+    eval: &GroupEvaluation,
+    current: u32,
+    wish: u32,
+    want: &mut u32,
+    why: &mut Vec<String>,
+) {
+    if wish >= current || eval.reporting.ok {
         return;
     }
     let r = &eval.reporting;
@@ -504,13 +532,19 @@ fn min_reporting(eval: &GroupEvaluation, current: u32, want: &mut u32, why: &mut
         r.eligible,
         pct(share),
         pct(r.required),
-        *want
+        wish
     ));
     *want = current;
 }
 
 /// Rule 4: cooldowns per direction from the last scale action, whatever its outcome (§3.6).
-fn cooldowns(input: &PlanInput<'_>, current: u32, want: &mut u32, why: &mut Vec<String>) {
+fn cooldowns(
+    input: &PlanInput<'_>,
+    current: u32,
+    wish: u32,
+    want: &mut u32,
+    why: &mut Vec<String>,
+) {
     let Some(last) = last_action(input.history) else {
         return;
     };
@@ -520,9 +554,9 @@ fn cooldowns(input: &PlanInput<'_>, current: u32, want: &mut u32, why: &mut Vec<
         Scale::Down => "down",
     };
     let g = input.group;
-    let (rule, cooldown) = if *want > current {
+    let (rule, cooldown) = if wish > current {
         ("cooldown_up", g.cooldown_up)
-    } else if *want < current {
+    } else if wish < current {
         ("cooldown_down", g.cooldown_down)
     } else {
         return;
@@ -532,7 +566,7 @@ fn cooldowns(input: &PlanInput<'_>, current: u32, want: &mut u32, why: &mut Vec<
             "{rule}: last scale action ({dir}) {} ago < {} (wanted {}, stays {current})",
             text::dur(ago),
             text::dur(cooldown),
-            *want
+            wish
         ));
         *want = current;
     }
@@ -545,8 +579,8 @@ pub fn last_action(history: &[HistoryEntry]) -> Option<&HistoryEntry> {
 }
 
 /// Rule 5: no new scale action while an operation is on its way (§3.6).
-fn pending(ops: &[PendingOp], current: u32, want: &mut u32, why: &mut Vec<String>) {
-    if *want == current || ops.is_empty() {
+fn pending(ops: &[PendingOp], current: u32, wish: u32, want: &mut u32, why: &mut Vec<String>) {
+    if wish == current || ops.is_empty() {
         return;
     }
     let creates = ops.iter().filter(|o| o.kind == PendingKind::Create).count();
@@ -567,7 +601,7 @@ fn pending(ops: &[PendingOp], current: u32, want: &mut u32, why: &mut Vec<String
     why.push(format!(
         "pending: {}: no new scale action until they finish (wanted {}, stays {current})",
         parts.join("; "),
-        *want
+        wish
     ));
     *want = current;
 }

@@ -308,7 +308,12 @@ fn check(f: &Fx) -> Result<(), TestCaseError> {
         let destroys_pending = f.pending.iter().any(|o| o.kind == PendingKind::Destroy);
         if !any_protected && !destroys_pending {
             // At max, or below it when the policies ask for less (within their own rules).
-            prop_assert!(p.desired <= g.max, "repair to max: {} > {}", p.desired, g.max);
+            prop_assert!(
+                p.desired <= g.max,
+                "repair to max: {} > {}",
+                p.desired,
+                g.max
+            );
         }
     }
 

@@ -394,13 +394,13 @@ fn plan_policy_lines_when_some_policy_fires() {
     let p = f.plan();
     assert!(
         p.reasons
-            .contains(&"policy: hot (+2 all of) satisfied: cpu 0.91 > 0.8 true".to_string()),
+            .contains(&"policy: hot (+2) satisfied (all of cpu 0.91 > 0.8 true)".to_string()),
         "{:#?}",
         p.reasons
     );
     assert!(p
         .reasons
-        .contains(&"policy: cold (-1 all of) not satisfied: cpu 0.55 < 0.3 false".to_string()));
+        .contains(&"policy: cold (-1) not satisfied (all of cpu 0.55 < 0.3 false)".to_string()));
 }
 
 #[test]
@@ -915,4 +915,19 @@ fn plan_is_deterministic_and_rand_names_differ() {
         "{:?}",
         a.create
     );
+}
+
+#[test]
+fn plan_names_every_hold_not_only_the_first() {
+    let mut f = Fx::new(&acceptance(8, "1h"), active(5), vec![hot(2, true)]);
+    f.history.push(history(252, Scale::Up, "done"));
+    f.pending = vec![pending_op(PendingKind::Create, "web-9", None)];
+    let p = f.plan();
+    assert_eq!(p.desired, 5);
+    assert!(
+        has(&p, "cooldown_up") && has(&p, "pending"),
+        "{:#?}",
+        p.reasons
+    );
+    assert!(!has(&p, "max_step_up"));
 }
