@@ -18,7 +18,9 @@ use crate::config::{Group, HealthCheck, Hook, HookEvent, OnUnhealthy, Scale};
 use crate::do_api::model::{CreateRequest, Droplet};
 use crate::do_api::{Deleted, DoApi};
 use crate::plan::GroupPlan;
-use crate::state::{GroupState, HistoryDroplet, HistoryEntry, PendingKind, PendingOp, State, Store};
+use crate::state::{
+    GroupState, HistoryDroplet, HistoryEntry, PendingKind, PendingOp, State, Store,
+};
 
 /// At most this many names per `POST /v2/droplets`.
 pub const CREATE_BATCH: usize = 10;
@@ -71,11 +73,15 @@ pub fn apply_group(
     listing: &[Droplet],
     dry_run: bool,
 ) -> Result<GroupReport> {
-    let mut rep = GroupReport { name: group.name.clone(), ..Default::default() };
+    let mut rep = GroupReport {
+        name: group.name.clone(),
+        ..Default::default()
+    };
 
     if dry_run {
         for p in &state.group_mut(&group.name).pending {
-            rep.pending.push(format!("{:?} {} ({})", p.kind, p.name, p.stage).to_lowercase());
+            rep.pending
+                .push(format!("{:?} {} ({})", p.kind, p.name, p.stage).to_lowercase());
         }
         if !plan.create.is_empty() {
             match create_requests(group, &plan.create) {
@@ -113,19 +119,30 @@ pub fn apply_group(
         destroy(api, group, plan, state, saver, listing, &mut rep)?;
     }
     for p in &state.group_mut(&group.name).pending {
-        rep.pending.push(format!("{:?} {} ({})", p.kind, p.name, p.stage).to_lowercase());
+        rep.pending
+            .push(format!("{:?} {} ({})", p.kind, p.name, p.stage).to_lowercase());
     }
     Ok(rep)
 }
 
 /// The `POST /v2/droplets` bodies for `names` (batches of at most 10).
-pub fn create_requests(group: &Group, names: &[String]) -> std::result::Result<Vec<CreateRequest>, String> {
+pub fn create_requests(
+    group: &Group,
+    names: &[String],
+) -> std::result::Result<Vec<CreateRequest>, String> {
     let Some(t) = &group.template else {
-        return Err(format!("group {}: no [group.template]: cannot create droplets", group.name));
+        return Err(format!(
+            "group {}: no [group.template]: cannot create droplets",
+            group.name
+        ));
     };
     let user_data = match &t.user_data_file {
         Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
-            format!("group {}: reading user_data_file {}: {e}", group.name, p.display())
+            format!(
+                "group {}: reading user_data_file {}: {e}",
+                group.name,
+                p.display()
+            )
         })?),
         None => None,
     };
@@ -151,14 +168,22 @@ pub fn create_requests(group: &Group, names: &[String]) -> std::result::Result<V
 /// it does not carry the protect tag.
 fn destroy_allowed(group: &Group, listing: &[Droplet], id: u64) -> std::result::Result<(), String> {
     let Some(d) = listing.iter().find(|d| d.id == id) else {
-        return Err(format!("droplet {id} is no longer listed with tag {}: not destroyed", group.tag));
+        return Err(format!(
+            "droplet {id} is no longer listed with tag {}: not destroyed",
+            group.tag
+        ));
     };
     if !d.tags.iter().any(|t| t == &group.tag) {
-        return Err(format!("droplet {id} does not carry the group tag {}: not destroyed", group.tag));
+        return Err(format!(
+            "droplet {id} does not carry the group tag {}: not destroyed",
+            group.tag
+        ));
     }
     if let Some(p) = &group.protect_tag {
         if d.tags.iter().any(|t| t == p) {
-            return Err(format!("droplet {id} carries the protect tag {p}: not destroyed"));
+            return Err(format!(
+                "droplet {id} carries the protect tag {p}: not destroyed"
+            ));
         }
     }
     if d.status != "active" && d.status != "new" {
@@ -168,7 +193,13 @@ fn destroy_allowed(group: &Group, listing: &[Droplet], id: u64) -> std::result::
 }
 
 fn reason_of(plan: &GroupPlan) -> String {
-    let r = plan.reasons.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
+    let r = plan
+        .reasons
+        .iter()
+        .take(3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
     if r.is_empty() {
         format!("plan: {} → {}", plan.current, plan.desired)
     } else {
@@ -192,9 +223,22 @@ fn create(
         }
     };
     let event = json!({"event": "before_create", "group": group.name, "names": plan.create});
-    if let Err(e) = run_hooks(group, HookEvent::BeforeCreate, &event, &HookVars::group(group)) {
+    if let Err(e) = run_hooks(
+        group,
+        HookEvent::BeforeCreate,
+        &event,
+        &HookVars::group(group),
+    ) {
         let msg = format!("create of {} cancelled: {e}", plan.create.join(", "));
-        record(state, group, Scale::Up, &plan.create, None, &reason_of(plan), &format!("cancelled: {e}"));
+        record(
+            state,
+            group,
+            Scale::Up,
+            &plan.create,
+            None,
+            &reason_of(plan),
+            &format!("cancelled: {e}"),
+        );
         saver.save(state)?;
         rep.errors.push(msg);
         return Ok(());
@@ -206,19 +250,37 @@ fn create(
         gs.push_history(HistoryEntry {
             at: now,
             direction: Scale::Up,
-            droplets: plan.create.iter().map(|n| HistoryDroplet { id: None, name: n.clone(), outcome: None }).collect(),
+            droplets: plan
+                .create
+                .iter()
+                .map(|n| HistoryDroplet {
+                    id: None,
+                    name: n.clone(),
+                    outcome: None,
+                })
+                .collect(),
             reason: reason_of(plan),
             outcome: "pending".into(),
             finished_at: None,
         });
         for n in &plan.create {
-            gs.pending.push(PendingOp { kind: PendingKind::Create, name: n.clone(), id: None, since: now, stage: "intent".into() });
+            gs.pending.push(PendingOp {
+                kind: PendingKind::Create,
+                name: n.clone(),
+                id: None,
+                since: now,
+                stage: "intent".into(),
+            });
         }
     }
     saver.save(state)?;
 
     for req in requests {
-        rep.requests.push(ShownRequest { method: "POST".into(), path: "/v2/droplets".into(), body: serde_json::to_value(&req)? });
+        rep.requests.push(ShownRequest {
+            method: "POST".into(),
+            path: "/v2/droplets".into(),
+            body: serde_json::to_value(&req)?,
+        });
         match api.create(&req) {
             Ok(resp) => {
                 let gs = state.group_mut(&group.name);
@@ -229,7 +291,9 @@ fn create(
             }
             Err(e) => {
                 // Never retried blindly: whatever the error, look for the droplets by name.
-                tracing::warn!("create request failed: {e}; looking for the droplets by tag and name");
+                tracing::warn!(
+                    "create request failed: {e}; looking for the droplets by tag and name"
+                );
                 let found = api.list_all(&group.tag).unwrap_or_default();
                 let gs = state.group_mut(&group.name);
                 for n in &req.names {
@@ -239,12 +303,14 @@ fn create(
                             set_history_id(gs, n, d.id);
                         }
                         None => {
-                            gs.pending.retain(|p| !(p.kind == PendingKind::Create && &p.name == n));
+                            gs.pending
+                                .retain(|p| !(p.kind == PendingKind::Create && &p.name == n));
                             set_history_outcome(gs, n, &format!("failed: {e}"));
                         }
                     }
                 }
-                rep.errors.push(format!("creating {}: {e}", req.names.join(", ")));
+                rep.errors
+                    .push(format!("creating {}: {e}", req.names.join(", ")));
             }
         }
         saver.save(state)?;
@@ -253,7 +319,13 @@ fn create(
 }
 
 /// Waits for this group's pending creates to turn active and pass the health check.
-fn finish_creates(api: &dyn DoApi, group: &Group, state: &mut State, saver: &Saver<'_>, rep: &mut GroupReport) -> Result<()> {
+fn finish_creates(
+    api: &dyn DoApi,
+    group: &Group,
+    state: &mut State,
+    saver: &Saver<'_>,
+    rep: &mut GroupReport,
+) -> Result<()> {
     let waiting: Vec<u64> = state
         .group_mut(&group.name)
         .pending
@@ -269,7 +341,10 @@ fn finish_creates(api: &dyn DoApi, group: &Group, state: &mut State, saver: &Sav
     let deadline = Instant::now() + budget;
     let mut active: BTreeMap<u64, Droplet> = BTreeMap::new();
     let mut gone: Vec<u64> = Vec::new();
-    let pb = progress(waiting.len() as u64, &format!("waiting for {} droplet(s) to turn active", waiting.len()));
+    let pb = progress(
+        waiting.len() as u64,
+        &format!("waiting for {} droplet(s) to turn active", waiting.len()),
+    );
     loop {
         let listing = api.list_all(&group.tag)?;
         let by_id: HashMap<u64, &Droplet> = listing.iter().map(|d| (d.id, d)).collect();
@@ -291,7 +366,9 @@ fn finish_creates(api: &dyn DoApi, group: &Group, state: &mut State, saver: &Sav
         if active.len() + gone.len() == waiting.len() || Instant::now() >= deadline {
             break;
         }
-        std::thread::sleep(Duration::from_millis(500).min(hc.interval.max(Duration::from_millis(100))));
+        std::thread::sleep(
+            Duration::from_millis(500).min(hc.interval.max(Duration::from_millis(100))),
+        );
     }
     if let Some(pb) = pb {
         pb.finish_and_clear();
@@ -301,7 +378,11 @@ fn finish_creates(api: &dyn DoApi, group: &Group, state: &mut State, saver: &Sav
         for id in &gone {
             let name = pending_name(gs, *id);
             gs.pending.retain(|p| p.id != Some(*id));
-            set_history_outcome(gs, &name, "failed: the droplet disappeared before turning active (create action errored?)");
+            set_history_outcome(
+                gs,
+                &name,
+                "failed: the droplet disappeared before turning active (create action errored?)",
+            );
             rep.errors.push(format!("droplet {name} ({id}) disappeared before turning active: its create action probably errored"));
         }
         for id in &waiting {
@@ -344,17 +425,28 @@ fn finish_creates(api: &dyn DoApi, group: &Group, state: &mut State, saver: &Sav
                 let vars = HookVars::droplet(group, d);
                 let ev = json!({"event": "after_create", "group": group.name, "id": id, "name": name, "private_ip": vars.private_ip});
                 if let Err(e) = run_hooks(group, HookEvent::AfterCreate, &ev, &vars) {
-                    rep.errors.push(format!("after_create hook for {name}: {e}"));
+                    rep.errors
+                        .push(format!("after_create hook for {name}: {e}"));
                 }
             }
             Err(why) => {
-                rep.errors.push(format!("droplet {name} ({id}) is unhealthy: {why}"));
+                rep.errors
+                    .push(format!("droplet {name} ({id}) is unhealthy: {why}"));
                 let gs = state.group_mut(&group.name);
                 gs.pending.retain(|p| p.id != Some(id));
                 set_history_outcome(gs, &name, &format!("unhealthy: {why}"));
                 saver.save(state)?;
                 if group.on_unhealthy == OnUnhealthy::Destroy {
-                    destroy_one(api, group, state, saver, id, &name, "unhealthy after creation", rep)?;
+                    destroy_one(
+                        api,
+                        group,
+                        state,
+                        saver,
+                        id,
+                        &name,
+                        "unhealthy after creation",
+                        rep,
+                    )?;
                 }
             }
         }
@@ -364,7 +456,9 @@ fn finish_creates(api: &dyn DoApi, group: &Group, state: &mut State, saver: &Sav
 
 /// TCP health check: every port must accept a connection; `max_tries` rounds `interval` apart.
 pub fn health_check(addr: Option<&str>, hc: &HealthCheck) -> std::result::Result<(), String> {
-    let Some(addr) = addr else { return Err("no address to check".into()) };
+    let Some(addr) = addr else {
+        return Err("no address to check".into());
+    };
     let ip: IpAddr = addr.parse().map_err(|_| format!("bad address {addr}"))?;
     if let Some(why) = crate::scrape::forbidden(ip) {
         return Err(format!("address {ip} is {why}"));
@@ -375,7 +469,9 @@ pub fn health_check(addr: Option<&str>, hc: &HealthCheck) -> std::result::Result
             .ports
             .iter()
             .filter_map(|p| {
-                TcpStream::connect_timeout(&SocketAddr::new(ip, *p), hc.timeout).err().map(|e| format!("port {p}: {e}"))
+                TcpStream::connect_timeout(&SocketAddr::new(ip, *p), hc.timeout)
+                    .err()
+                    .map(|e| format!("port {p}: {e}"))
             })
             .collect();
         if failed.is_empty() {
@@ -406,21 +502,44 @@ fn destroy_one(
         gs.push_history(HistoryEntry {
             at: now,
             direction: Scale::Down,
-            droplets: vec![HistoryDroplet { id: Some(id), name: name.into(), outcome: None }],
+            droplets: vec![HistoryDroplet {
+                id: Some(id),
+                name: name.into(),
+                outcome: None,
+            }],
             reason: reason.into(),
             outcome: "pending".into(),
             finished_at: None,
         });
-        gs.pending.push(PendingOp { kind: PendingKind::Destroy, name: name.into(), id: Some(id), since: now, stage: "intent".into() });
+        gs.pending.push(PendingOp {
+            kind: PendingKind::Destroy,
+            name: name.into(),
+            id: Some(id),
+            since: now,
+            stage: "intent".into(),
+        });
     }
     saver.save(state)?;
-    rep.requests.push(ShownRequest { method: "DELETE".into(), path: format!("/v2/droplets/{id}"), body: serde_json::Value::Null });
+    rep.requests.push(ShownRequest {
+        method: "DELETE".into(),
+        path: format!("/v2/droplets/{id}"),
+        body: serde_json::Value::Null,
+    });
     let result = api.delete(id);
     let gs = state.group_mut(&group.name);
     match result {
         Ok(d) => {
-            gs.pending.retain(|p| !(p.kind == PendingKind::Destroy && p.id == Some(id)));
-            set_history_outcome_id(gs, id, if d == Deleted::AlreadyGone { "already gone" } else { "destroyed" });
+            gs.pending
+                .retain(|p| !(p.kind == PendingKind::Destroy && p.id == Some(id)));
+            set_history_outcome_id(
+                gs,
+                id,
+                if d == Deleted::AlreadyGone {
+                    "already gone"
+                } else {
+                    "destroyed"
+                },
+            );
             rep.destroyed.push(id);
         }
         Err(e) => {
@@ -449,12 +568,17 @@ fn destroy(
         let vars = HookVars::droplet(group, listed);
         let ev = json!({"event": "before_destroy", "group": group.name, "id": d.id, "name": d.name, "private_ip": vars.private_ip});
         if let Err(e) = run_hooks(group, HookEvent::BeforeDestroy, &ev, &vars) {
-            rep.errors.push(format!("destroy of {} ({}) cancelled: {e}", d.name, d.id));
+            rep.errors
+                .push(format!("destroy of {} ({}) cancelled: {e}", d.name, d.id));
             let gs = state.group_mut(&group.name);
             gs.push_history(HistoryEntry {
                 at: Utc::now(),
                 direction: Scale::Down,
-                droplets: vec![HistoryDroplet { id: Some(d.id), name: d.name.clone(), outcome: Some(format!("cancelled: {e}")) }],
+                droplets: vec![HistoryDroplet {
+                    id: Some(d.id),
+                    name: d.name.clone(),
+                    outcome: Some(format!("cancelled: {e}")),
+                }],
                 reason: reason_of(plan),
                 outcome: format!("cancelled: {e}"),
                 finished_at: Some(Utc::now()),
@@ -463,11 +587,21 @@ fn destroy(
             continue;
         }
         let before = rep.destroyed.len();
-        destroy_one(api, group, state, saver, d.id, &d.name, &format!("{} ({})", reason_of(plan), d.why), rep)?;
+        destroy_one(
+            api,
+            group,
+            state,
+            saver,
+            d.id,
+            &d.name,
+            &format!("{} ({})", reason_of(plan), d.why),
+            rep,
+        )?;
         if rep.destroyed.len() > before {
             let ev = json!({"event": "after_destroy", "group": group.name, "id": d.id, "name": d.name, "private_ip": vars.private_ip});
             if let Err(e) = run_hooks(group, HookEvent::AfterDestroy, &ev, &vars) {
-                rep.errors.push(format!("after_destroy hook for {}: {e}", d.name));
+                rep.errors
+                    .push(format!("after_destroy hook for {}: {e}", d.name));
             }
         }
     }
@@ -505,14 +639,32 @@ fn reconcile(
                     match found {
                         Some(d) => {
                             if p.id.is_none() {
-                                tracing::info!("found droplet {} ({}) created by an interrupted run", d.name, d.id);
+                                tracing::info!(
+                                    "found droplet {} ({}) created by an interrupted run",
+                                    d.name,
+                                    d.id
+                                );
                                 set_history_id(gs, &p.name, d.id);
                             }
-                            set_pending(gs, &p.name, Some(d.id), if d.status == "active" { "active" } else { "requested" });
+                            set_pending(
+                                gs,
+                                &p.name,
+                                Some(d.id),
+                                if d.status == "active" {
+                                    "active"
+                                } else {
+                                    "requested"
+                                },
+                            );
                             if age > PENDING_GIVE_UP && d.status != "active" {
                                 gs.pending.retain(|x| x.name != p.name);
                                 set_history_outcome(gs, &p.name, "failed: never became active");
-                                rep.errors.push(format!("droplet {} ({}) never became active in {}", d.name, d.id, humantime::format_duration(PENDING_GIVE_UP)));
+                                rep.errors.push(format!(
+                                    "droplet {} ({}) never became active in {}",
+                                    d.name,
+                                    d.id,
+                                    humantime::format_duration(PENDING_GIVE_UP)
+                                ));
                                 if group.on_unhealthy == OnUnhealthy::Destroy {
                                     to_destroy.push((d.id, d.name.clone()));
                                 }
@@ -521,8 +673,13 @@ fn reconcile(
                         None => {
                             // Not listed: the request was never sent (killed before it), failed,
                             // or the droplet is gone again. Either way nothing is on its way.
-                            gs.pending.retain(|x| !(x.kind == PendingKind::Create && x.name == p.name));
-                            let why = if p.id.is_some() { "failed: the droplet disappeared" } else { "not created: the run was interrupted before the request, or it failed" };
+                            gs.pending
+                                .retain(|x| !(x.kind == PendingKind::Create && x.name == p.name));
+                            let why = if p.id.is_some() {
+                                "failed: the droplet disappeared"
+                            } else {
+                                "not created: the run was interrupted before the request, or it failed"
+                            };
                             set_history_outcome(gs, &p.name, why);
                         }
                     }
@@ -531,9 +688,11 @@ fn reconcile(
                     if let Some(id) = p.id {
                         if by_id.contains_key(&id) {
                             to_destroy.push((id, p.name.clone()));
-                            gs.pending.retain(|x| !(x.kind == PendingKind::Destroy && x.id == Some(id)));
+                            gs.pending
+                                .retain(|x| !(x.kind == PendingKind::Destroy && x.id == Some(id)));
                         } else {
-                            gs.pending.retain(|x| !(x.kind == PendingKind::Destroy && x.id == Some(id)));
+                            gs.pending
+                                .retain(|x| !(x.kind == PendingKind::Destroy && x.id == Some(id)));
                             set_history_outcome_id(gs, id, "destroyed");
                         }
                     }
@@ -544,18 +703,35 @@ fn reconcile(
     saver.save(state)?;
     for (id, name) in to_destroy {
         if destroy_allowed(group, listing, id).is_ok() {
-            destroy_one(api, group, state, saver, id, &name, "finishing an interrupted destroy", rep)?;
+            destroy_one(
+                api,
+                group,
+                state,
+                saver,
+                id,
+                &name,
+                "finishing an interrupted destroy",
+                rep,
+            )?;
         }
     }
     finish_creates(api, group, state, saver, rep)
 }
 
 fn pending_name(gs: &GroupState, id: u64) -> String {
-    gs.pending.iter().find(|p| p.id == Some(id)).map(|p| p.name.clone()).unwrap_or_else(|| id.to_string())
+    gs.pending
+        .iter()
+        .find(|p| p.id == Some(id))
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|| id.to_string())
 }
 
 fn set_pending(gs: &mut GroupState, name: &str, id: Option<u64>, stage: &str) {
-    for p in gs.pending.iter_mut().filter(|p| p.kind == PendingKind::Create && p.name == name) {
+    for p in gs
+        .pending
+        .iter_mut()
+        .filter(|p| p.kind == PendingKind::Create && p.name == name)
+    {
         if id.is_some() {
             p.id = id;
         }
@@ -564,7 +740,12 @@ fn set_pending(gs: &mut GroupState, name: &str, id: Option<u64>, stage: &str) {
 }
 
 fn set_history_id(gs: &mut GroupState, name: &str, id: u64) {
-    for e in gs.history.iter_mut().rev().filter(|e| e.direction == Scale::Up) {
+    for e in gs
+        .history
+        .iter_mut()
+        .rev()
+        .filter(|e| e.direction == Scale::Up)
+    {
         if let Some(d) = e.droplets.iter_mut().find(|d| d.name == name) {
             d.id = Some(id);
             return;
@@ -574,7 +755,11 @@ fn set_history_id(gs: &mut GroupState, name: &str, id: u64) {
 
 fn set_history_outcome(gs: &mut GroupState, name: &str, outcome: &str) {
     for e in gs.history.iter_mut().rev() {
-        if let Some(d) = e.droplets.iter_mut().find(|d| d.name == name && d.outcome.is_none()) {
+        if let Some(d) = e
+            .droplets
+            .iter_mut()
+            .find(|d| d.name == name && d.outcome.is_none())
+        {
             d.outcome = Some(outcome.into());
             finish_entry(e);
             return;
@@ -584,7 +769,11 @@ fn set_history_outcome(gs: &mut GroupState, name: &str, outcome: &str) {
 
 fn set_history_outcome_id(gs: &mut GroupState, id: u64, outcome: &str) {
     for e in gs.history.iter_mut().rev() {
-        if let Some(d) = e.droplets.iter_mut().find(|d| d.id == Some(id) && d.outcome.is_none()) {
+        if let Some(d) = e
+            .droplets
+            .iter_mut()
+            .find(|d| d.id == Some(id) && d.outcome.is_none())
+        {
             d.outcome = Some(outcome.into());
             finish_entry(e);
             return;
@@ -598,7 +787,11 @@ fn finish_entry(e: &mut HistoryEntry) {
         return;
     }
     let good = |o: &str| o == "healthy" || o == "destroyed" || o == "already gone";
-    let n_good = e.droplets.iter().filter(|d| good(d.outcome.as_deref().unwrap_or(""))).count();
+    let n_good = e
+        .droplets
+        .iter()
+        .filter(|d| good(d.outcome.as_deref().unwrap_or("")))
+        .count();
     e.outcome = if n_good == e.droplets.len() {
         "done".into()
     } else if n_good == 0 {
@@ -609,11 +802,26 @@ fn finish_entry(e: &mut HistoryEntry) {
     e.finished_at = Some(Utc::now());
 }
 
-fn record(state: &mut State, group: &Group, dir: Scale, names: &[String], id: Option<u64>, reason: &str, outcome: &str) {
+fn record(
+    state: &mut State,
+    group: &Group,
+    dir: Scale,
+    names: &[String],
+    id: Option<u64>,
+    reason: &str,
+    outcome: &str,
+) {
     state.group_mut(&group.name).push_history(HistoryEntry {
         at: Utc::now(),
         direction: dir,
-        droplets: names.iter().map(|n| HistoryDroplet { id, name: n.clone(), outcome: Some(outcome.into()) }).collect(),
+        droplets: names
+            .iter()
+            .map(|n| HistoryDroplet {
+                id,
+                name: n.clone(),
+                outcome: Some(outcome.into()),
+            })
+            .collect(),
         reason: reason.into(),
         outcome: outcome.into(),
         finished_at: Some(Utc::now()),
@@ -624,7 +832,10 @@ fn progress(len: u64, msg: &str) -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() {
         return None;
     }
-    let pb = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
     pb.set_style(
         indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} {elapsed}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -646,20 +857,32 @@ pub struct HookVars {
 
 impl HookVars {
     fn group(g: &Group) -> Self {
-        HookVars { group: g.name.clone(), id: String::new(), name: String::new(), private_ip: String::new() }
+        HookVars {
+            group: g.name.clone(),
+            id: String::new(),
+            name: String::new(),
+            private_ip: String::new(),
+        }
     }
     fn droplet(g: &Group, d: &Droplet) -> Self {
         HookVars {
             group: g.name.clone(),
             id: d.id.to_string(),
             name: d.name.clone(),
-            private_ip: d.address(crate::do_api::model::AddressKind::Private).unwrap_or_default(),
+            private_ip: d
+                .address(crate::do_api::model::AddressKind::Private)
+                .unwrap_or_default(),
         }
     }
 }
 
 /// Runs every hook of `event`; the first failure stops and is returned.
-fn run_hooks(group: &Group, event: HookEvent, payload: &serde_json::Value, vars: &HookVars) -> std::result::Result<(), String> {
+fn run_hooks(
+    group: &Group,
+    event: HookEvent,
+    payload: &serde_json::Value,
+    vars: &HookVars,
+) -> std::result::Result<(), String> {
     for h in group.hooks.iter().filter(|h| h.on == event) {
         run_hook(h, payload, vars)?;
     }
@@ -668,9 +891,16 @@ fn run_hooks(group: &Group, event: HookEvent, payload: &serde_json::Value, vars:
 
 /// One hook: the event as JSON on stdin, `{id}` `{name}` `{private_ip}` `{group}` in the
 /// arguments, killed after its timeout.
-pub fn run_hook(h: &Hook, payload: &serde_json::Value, vars: &HookVars) -> std::result::Result<(), String> {
+pub fn run_hook(
+    h: &Hook,
+    payload: &serde_json::Value,
+    vars: &HookVars,
+) -> std::result::Result<(), String> {
     let subst = |s: &str| {
-        s.replace("{id}", &vars.id).replace("{name}", &vars.name).replace("{private_ip}", &vars.private_ip).replace("{group}", &vars.group)
+        s.replace("{id}", &vars.id)
+            .replace("{name}", &vars.name)
+            .replace("{private_ip}", &vars.private_ip)
+            .replace("{group}", &vars.group)
     };
     let program = subst(&h.command[0]);
     let mut child = Command::new(&program)
@@ -699,14 +929,24 @@ pub fn run_hook(h: &Hook, payload: &serde_json::Value, vars: &HookVars) -> std::
                 let err = crate::output::sanitize(err.trim());
                 return Err(format!(
                     "hook {program} exited with {}{}",
-                    status.code().map(|c| c.to_string()).unwrap_or_else(|| "a signal".into()),
-                    if err.is_empty() { String::new() } else { format!(": {err}") }
+                    status
+                        .code()
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "a signal".into()),
+                    if err.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {err}")
+                    }
                 ));
             }
             Ok(None) if started.elapsed() >= h.timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("hook {program} did not finish within {}: killed", humantime::format_duration(h.timeout)));
+                return Err(format!(
+                    "hook {program} did not finish within {}: killed",
+                    humantime::format_duration(h.timeout)
+                ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => return Err(format!("hook {program}: {e}")),

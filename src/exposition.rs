@@ -68,7 +68,11 @@ pub fn parse(text: &str, keep: &dyn Keep) -> Result<Parsed, String> {
         }
         match strict(line) {
             Ok(s) => {
-                let labels: Vec<(&str, &str)> = s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let labels: Vec<(&str, &str)> = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
                 if keep.series(&s.name, &labels) {
                     wanted.push((line.to_string(), s));
                 }
@@ -77,7 +81,11 @@ pub fn parse(text: &str, keep: &dyn Keep) -> Result<Parsed, String> {
         }
     }
     if out.samples == 0 {
-        let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+        let first = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("");
         return Err(if first.is_empty() {
             "empty page: no metrics".to_string()
         } else {
@@ -109,11 +117,17 @@ pub fn parse(text: &str, keep: &dyn Keep) -> Result<Parsed, String> {
             | prometheus_parse::Value::Counter(v) => v,
             _ => continue,
         };
-        let key = series::key(&s.metric, s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let key = series::key(
+            &s.metric,
+            s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         by_key.entry(key).or_insert(v);
     }
     for (line, s) in wanted {
-        let key = series::key(&s.name, s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let key = series::key(
+            &s.name,
+            s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         let agrees = match by_key.get(&key) {
             Some(v) => v.to_bits() == s.value.to_bits() || (v.is_nan() && s.value.is_nan()),
             None => false,
@@ -132,14 +146,16 @@ impl Parsed {
     fn note_bad(&mut self, line: &str) {
         self.bad_lines += 1;
         if self.bad_example.is_none() {
-            self.bad_example = Some(crate::output::sanitize(&line.chars().take(120).collect::<String>()));
+            self.bad_example = Some(crate::output::sanitize(
+                &line.chars().take(120).collect::<String>(),
+            ));
         }
     }
 }
 
 /// The metric name at the start of a sample line, if the line looks like one.
 fn line_name(line: &str) -> Option<&str> {
-    let end = line.find(|c: char| c == '{' || c == ' ' || c == '\t').unwrap_or(line.len());
+    let end = line.find(['{', ' ', '\t']).unwrap_or(line.len());
     let name = &line[..end];
     if end == line.len() || !valid_name(name) {
         return None;
@@ -251,7 +267,8 @@ fn strict(line: &str) -> Result<Strict, String> {
     let value = parts.next().ok_or("no value")?;
     let value = parse_value(value).ok_or_else(|| format!("bad value {value:?}"))?;
     if let Some(ts) = parts.next() {
-        ts.parse::<i64>().map_err(|_| format!("bad timestamp {ts:?}"))?;
+        ts.parse::<i64>()
+            .map_err(|_| format!("bad timestamp {ts:?}"))?;
     }
     if parts.next().is_some() {
         return Err("trailing text after the value".into());
@@ -259,7 +276,11 @@ fn strict(line: &str) -> Result<Strict, String> {
     if !rest.starts_with([' ', '\t']) {
         return Err("expected a space before the value".into());
     }
-    Ok(Strict { name: name.to_string(), labels, value })
+    Ok(Strict {
+        name: name.to_string(),
+        labels,
+        value,
+    })
 }
 
 /// Go's float syntax as the text format uses it: `NaN`, `+Inf`, `-Inf`, decimals, exponents.
@@ -269,7 +290,9 @@ fn parse_value(s: &str) -> Option<f64> {
         "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
         "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
         _ => {
-            if s.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')) {
+            if s.chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
+            {
                 s.parse().ok()
             } else {
                 None
@@ -283,23 +306,37 @@ mod tests {
     use super::*;
 
     fn fixture(rel: &str) -> String {
-        std::fs::read_to_string(format!("{}/../shared/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read_to_string(format!(
+            "{}/../shared/fixtures/{rel}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
     /// Counts sample lines the way the text format defines them.
     fn sample_lines(text: &str) -> usize {
-        text.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).count()
+        text.lines()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .count()
     }
 
     #[test]
     fn every_do_agent_fixture_reads_completely() {
-        for f in ["droplet-2vcpu.prom", "droplet-4vcpu.prom", "droplet-2vcpu-with-processes.prom"] {
+        for f in [
+            "droplet-2vcpu.prom",
+            "droplet-4vcpu.prom",
+            "droplet-2vcpu-with-processes.prom",
+        ] {
             let text = fixture(&format!("do-agent/{f}"));
             let p = parse(&text, &KeepAll).unwrap();
             assert_eq!(p.bad_lines, 0, "{f}: {:?}", p.bad_example);
             assert_eq!(p.series.len(), sample_lines(&text), "{f}");
             assert!(p.series.contains_key("node_load1"), "{f}");
-            assert!(p.series.contains_key(r#"node_cpu_seconds_total{cpu="0",mode="idle"}"#), "{f}");
+            assert!(
+                p.series
+                    .contains_key(r#"node_cpu_seconds_total{cpu="0",mode="idle"}"#),
+                "{f}"
+            );
         }
         let p = parse(&fixture("do-agent/droplet-2vcpu.prom"), &KeepAll).unwrap();
         assert_eq!(p.series["node_load1"], 2.44);
@@ -312,16 +349,25 @@ mod tests {
         let p = parse(&text, &KeepAll).unwrap();
         assert!(p.series.len() > 1000, "{}", p.series.len());
         // Every kept value is what the line says, by an independent reading.
-        for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
             if let Ok(s) = strict(line) {
-                let key = series::key(&s.name, s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                let key = series::key(
+                    &s.name,
+                    s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                );
                 if let Some(v) = p.series.get(&key) {
                     assert!(v.to_bits() == s.value.to_bits() || v.is_nan(), "{line}");
                 }
             }
         }
         // Lines the library cannot read faithfully are reported, not passed on.
-        assert_eq!(p.series.len() as u64 + p.bad_lines, sample_lines(&text) as u64);
+        assert_eq!(
+            p.series.len() as u64 + p.bad_lines,
+            sample_lines(&text) as u64
+        );
     }
 
     #[test]
@@ -339,8 +385,11 @@ mod tests {
         assert_eq!(p.series.get("ok_metric"), Some(&1.0));
         assert_eq!(p.series.get(r#"plain{a="x",b="y"}"#), Some(&7.0));
         // none of the tricky ones passed with a wrong value or key
-        for (k, _) in &p.series {
-            assert!(k == "ok_metric" || k.starts_with("plain"), "mangled series let through: {k}");
+        for k in p.series.keys() {
+            assert!(
+                k == "ok_metric" || k.starts_with("plain"),
+                "mangled series let through: {k}"
+            );
         }
         assert_eq!(p.bad_lines, 5);
         assert!(p.bad_example.as_deref().unwrap().contains("with_comma"));

@@ -49,7 +49,10 @@ pub fn parse(text: &str) -> Result<Expr, ExprError> {
         .filter(|w| w.contains('_'))
         .map(String::from)
         .collect();
-    Ok(Expr { text: text.to_string(), names })
+    Ok(Expr {
+        text: text.to_string(),
+        names,
+    })
 }
 
 impl Expr {
@@ -71,7 +74,11 @@ impl Expr {
     /// The value for one droplet: `cur` is its latest scrape, `prev` the one before (for
     /// `rate`/`increase`).
     pub fn eval(&self, cur: Sample<'_>, _prev: Option<Sample<'_>>) -> Result<f64, NoData> {
-        let name = self.names.iter().next().ok_or_else(|| NoData("no selector".into()))?;
+        let name = self
+            .names
+            .iter()
+            .next()
+            .ok_or_else(|| NoData("no selector".into()))?;
         cur.series
             .get(name.as_str())
             .copied()

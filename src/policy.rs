@@ -112,7 +112,12 @@ pub fn evaluate_group(
         size: 0,
         evaluated: 0,
         droplets: vec![],
-        reporting: Reporting { eligible: 0, reporting: 0, required: group.min_reporting, ok: false },
+        reporting: Reporting {
+            eligible: 0,
+            reporting: 0,
+            required: group.min_reporting,
+            ok: false,
+        },
         policies: vec![],
         target: None,
     }

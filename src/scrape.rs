@@ -40,8 +40,17 @@ impl Keep for GroupKeep<'_> {
     fn name(&self, name: &str) -> bool {
         self.all
             || TABLE_FAMILIES.contains(&name)
-            || self.group.policies.iter().flat_map(|p| &p.conditions).any(|c| c.expr.metric_names().contains(name))
-            || self.group.target.as_ref().is_some_and(|t| t.expr.metric_names().contains(name))
+            || self
+                .group
+                .policies
+                .iter()
+                .flat_map(|p| &p.conditions)
+                .any(|c| c.expr.metric_names().contains(name))
+            || self
+                .group
+                .target
+                .as_ref()
+                .is_some_and(|t| t.expr.metric_names().contains(name))
     }
     fn series(&self, name: &str, labels: &[(&str, &str)]) -> bool {
         if self.all {
@@ -52,8 +61,17 @@ impl Keep for GroupKeep<'_> {
             n => TABLE_FAMILIES.contains(&n),
         };
         table
-            || self.group.policies.iter().flat_map(|p| &p.conditions).any(|c| c.expr.wants(name, labels))
-            || self.group.target.as_ref().is_some_and(|t| t.expr.wants(name, labels))
+            || self
+                .group
+                .policies
+                .iter()
+                .flat_map(|p| &p.conditions)
+                .any(|c| c.expr.wants(name, labels))
+            || self
+                .group
+                .target
+                .as_ref()
+                .is_some_and(|t| t.expr.wants(name, labels))
     }
 }
 
@@ -66,7 +84,8 @@ struct FastKeep<'a> {
 
 impl<'a> FastKeep<'a> {
     fn new(inner: GroupKeep<'a>) -> Self {
-        let mut names: std::collections::HashSet<String> = TABLE_FAMILIES.iter().map(|s| s.to_string()).collect();
+        let mut names: std::collections::HashSet<String> =
+            TABLE_FAMILIES.iter().map(|s| s.to_string()).collect();
         for c in inner.group.policies.iter().flat_map(|p| &p.conditions) {
             names.extend(c.expr.metric_names());
         }
@@ -182,16 +201,29 @@ pub fn scrape_group(
         drop(tx);
         (scraper.join(), listing)
     });
-    listing.wrap_err_with(|| format!("listing the droplets of group {} (tag {})", group.name, group.tag))?;
-    let (mut droplets, bad_lines, bad_line_example) = droplets.map_err(|_| eyre!("a scrape task panicked"))?;
+    listing.wrap_err_with(|| {
+        format!(
+            "listing the droplets of group {} (tag {})",
+            group.name, group.tag
+        )
+    })?;
+    let (mut droplets, bad_lines, bad_line_example) =
+        droplets.map_err(|_| eyre!("a scrape task panicked"))?;
     // A droplet listed twice (it moved between pages while we listed) counts once.
     let mut seen = std::collections::HashSet::new();
     droplets.retain(|d| seen.insert(d.id));
-    Ok(Scrape { at: started, droplets, bad_lines, bad_line_example })
+    Ok(Scrape {
+        at: started,
+        droplets,
+        bad_lines,
+        bad_line_example,
+    })
 }
 
 fn parse_time(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
 async fn scrape_one(
@@ -223,7 +255,10 @@ async fn scrape_one(
     let ip: IpAddr = match addr.parse() {
         Ok(ip) => ip,
         Err(_) => {
-            out.error = Some(format!("the API lists an address that is not an IP: {}", crate::output::sanitize(&addr)));
+            out.error = Some(format!(
+                "the API lists an address that is not an IP: {}",
+                crate::output::sanitize(&addr)
+            ));
             return (out, 0, None);
         }
     };
@@ -238,16 +273,26 @@ async fn scrape_one(
     let _permit = sem.acquire().await.expect("semaphore open");
     let fetched = tokio::time::timeout(m.timeout, fetch(client, &url, m.max_body)).await;
     let body = match fetched {
-        Err(_) => Err(format!("timed out after {}", humantime::format_duration(m.timeout))),
+        Err(_) => Err(format!(
+            "timed out after {}",
+            humantime::format_duration(m.timeout)
+        )),
         Ok(r) => r,
     };
-    match body.and_then(|b| String::from_utf8(b).map_err(|_| "the page is not UTF-8 text: not a Prometheus exposition".to_string())) {
+    match body.and_then(|b| {
+        String::from_utf8(b)
+            .map_err(|_| "the page is not UTF-8 text: not a Prometheus exposition".to_string())
+    }) {
         Err(e) => out.error = Some(e),
         Ok(text) => match exposition::parse(&text, keep) {
             Err(e) => out.error = Some(e),
             Ok(p) => {
                 if p.bad_lines > 0 {
-                    tracing::debug!(droplet = d.id, bad = p.bad_lines, "lines not read faithfully");
+                    tracing::debug!(
+                        droplet = d.id,
+                        bad = p.bad_lines,
+                        "lines not read faithfully"
+                    );
                 }
                 out.series = p.series;
                 return (out, p.bad_lines, p.bad_example);
@@ -257,7 +302,11 @@ async fn scrape_one(
     (out, 0, None)
 }
 
-async fn fetch(client: &reqwest::Client, url: &str, max_body: usize) -> std::result::Result<Vec<u8>, String> {
+async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    max_body: usize,
+) -> std::result::Result<Vec<u8>, String> {
     let mut resp = client.get(url).send().await.map_err(|e| describe(&e))?;
     let status = resp.status();
     if status.is_redirection() {
@@ -268,10 +317,16 @@ async fn fetch(client: &reqwest::Client, url: &str, max_body: usize) -> std::res
     }
     if let Some(len) = resp.content_length() {
         if len as usize > max_body {
-            return Err(format!("the page is {len} bytes, above the {max_body}-byte limit"));
+            return Err(format!(
+                "the page is {len} bytes, above the {max_body}-byte limit"
+            ));
         }
     }
-    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(16 * 1024).min(max_body as u64) as usize);
+    let mut body = Vec::with_capacity(
+        resp.content_length()
+            .unwrap_or(16 * 1024)
+            .min(max_body as u64) as usize,
+    );
     while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
         if body.len() + chunk.len() > max_body {
             return Err(format!("the page is larger than the {max_body}-byte limit"));
@@ -337,9 +392,15 @@ mod tests {
 
     #[test]
     fn metadata_and_other_special_addresses_are_refused() {
-        assert_eq!(forbidden("169.254.169.254".parse().unwrap()), Some("link-local"));
+        assert_eq!(
+            forbidden("169.254.169.254".parse().unwrap()),
+            Some("link-local")
+        );
         assert_eq!(forbidden("fe80::1".parse().unwrap()), Some("link-local"));
-        assert_eq!(forbidden("::ffff:169.254.169.254".parse().unwrap()), Some("link-local"));
+        assert_eq!(
+            forbidden("::ffff:169.254.169.254".parse().unwrap()),
+            Some("link-local")
+        );
         assert_eq!(forbidden("0.0.0.0".parse().unwrap()), Some("unspecified"));
         assert_eq!(forbidden("10.0.0.5".parse().unwrap()), None);
         assert_eq!(forbidden("127.3.0.9".parse().unwrap()), None);

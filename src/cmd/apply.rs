@@ -40,7 +40,13 @@ pub fn finish(ctx: &super::Ctx, reports: &[GroupReport], dry_run: bool) -> Resul
 }
 
 /// Applies every group's stored plan.
-pub fn stage(ctx: &super::Ctx, api: &dyn DoApi, state: &mut State, store: &Store, dry_run: bool) -> Result<Vec<GroupReport>> {
+pub fn stage(
+    ctx: &super::Ctx,
+    api: &dyn DoApi,
+    state: &mut State,
+    store: &Store,
+    dry_run: bool,
+) -> Result<Vec<GroupReport>> {
     let now = Utc::now();
     // Check every group's plan before touching anything.
     let mut plans = Vec::new();
@@ -58,8 +64,12 @@ pub fn stage(ctx: &super::Ctx, api: &dyn DoApi, state: &mut State, store: &Store
                 g.name
             );
         }
-        let plan: GroupPlan = serde_json::from_value(value)
-            .wrap_err_with(|| format!("group {}: the stored plan is unreadable: run `doscale plan`", g.name))?;
+        let plan: GroupPlan = serde_json::from_value(value).wrap_err_with(|| {
+            format!(
+                "group {}: the stored plan is unreadable: run `doscale plan`",
+                g.name
+            )
+        })?;
         let age = (now - plan.at).to_std().unwrap_or_default();
         if age > ctx.config.plan_max_age {
             bail!(
@@ -69,12 +79,23 @@ pub fn stage(ctx: &super::Ctx, api: &dyn DoApi, state: &mut State, store: &Store
                 humantime::format_duration(ctx.config.plan_max_age)
             );
         }
-        let listing = api.list_all(&g.tag).wrap_err_with(|| format!("listing group {} before applying", g.name))?;
+        let listing = api
+            .list_all(&g.tag)
+            .wrap_err_with(|| format!("listing group {} before applying", g.name))?;
         let mut ids: Vec<u64> = listing.iter().map(|d| d.id).collect();
         ids.sort_unstable();
         if ids != plan.based_on {
-            let gone: Vec<String> = plan.based_on.iter().filter(|i| !ids.contains(i)).map(u64::to_string).collect();
-            let new: Vec<String> = ids.iter().filter(|i| !plan.based_on.contains(i)).map(u64::to_string).collect();
+            let gone: Vec<String> = plan
+                .based_on
+                .iter()
+                .filter(|i| !ids.contains(i))
+                .map(u64::to_string)
+                .collect();
+            let new: Vec<String> = ids
+                .iter()
+                .filter(|i| !plan.based_on.contains(i))
+                .map(u64::to_string)
+                .collect();
             bail!(
                 "group {}: the droplets changed since the plan was made (gone: {}; new: {}): run `doscale plan` again (or `doscale run --dry-run` for a whole fresh pass)",
                 g.name,
@@ -84,7 +105,9 @@ pub fn stage(ctx: &super::Ctx, api: &dyn DoApi, state: &mut State, store: &Store
         }
         plans.push((g, plan, listing));
     }
-    let saver = Saver { store: if dry_run { None } else { Some(store) } };
+    let saver = Saver {
+        store: if dry_run { None } else { Some(store) },
+    };
     let mut reports = Vec::new();
     for (g, plan, listing) in plans {
         let rep = apply::apply_group(api, g, &plan, state, &saver, &listing, dry_run)?;
@@ -103,7 +126,11 @@ pub fn render_text(reports: &[GroupReport], dry_run: bool) -> String {
     let mut out = String::new();
     for r in reports {
         if dry_run {
-            out.push_str(&format!("group {}: dry run, {} request(s) would be sent:\n", sanitize(&r.name), r.requests.len()));
+            out.push_str(&format!(
+                "group {}: dry run, {} request(s) would be sent:\n",
+                sanitize(&r.name),
+                r.requests.len()
+            ));
         } else {
             out.push_str(&format!(
                 "group {}: {} created, {} destroyed, {} error(s)\n",

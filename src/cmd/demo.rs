@@ -32,10 +32,21 @@ pub fn run(g: &Global, args: &DemoArgs) -> Result<()> {
     let cfg_path = dir.join("demo.toml");
     let min = 2.min(args.droplets.max(1));
     let max = (args.droplets * 3).max(min + 2);
-    std::fs::write(&cfg_path, demo_config(&sim.api_url, sim.metrics_port, &sim.tag, min, max))?;
+    std::fs::write(
+        &cfg_path,
+        demo_config(&sim.api_url, sim.metrics_port, &sim.tag, min, max),
+    )?;
     let config = crate::config::load(&cfg_path)?;
-    let ctx = super::Ctx { config, json: false, wait: None };
-    let api = HttpApi::new(&ctx.config.api.url, Secret::new("demo-token".into()), Duration::from_secs(10))?;
+    let ctx = super::Ctx {
+        config,
+        json: false,
+        wait: None,
+    };
+    let api = HttpApi::new(
+        &ctx.config.api.url,
+        Secret::new("demo-token".into()),
+        Duration::from_secs(10),
+    )?;
     let store = Store::open(&ctx.config.state_file, None)?;
     let mut state = store.load()?;
     let interval = Duration::from_secs_f64(args.interval.clamp(0.2, 60.0));
@@ -50,7 +61,11 @@ pub fn run(g: &Global, args: &DemoArgs) -> Result<()> {
         let factor = PROFILE[(round as usize).min(PROFILE.len() - 1)];
         let demand = factor * args.droplets as f64;
         sim.set_demand(demand);
-        output::print(&format!("══ round {} of {}: demand {demand:.1} busy droplets ══\n", round + 1, args.rounds));
+        output::print(&format!(
+            "══ round {} of {}: demand {demand:.1} busy droplets ══\n",
+            round + 1,
+            args.rounds
+        ));
         std::thread::sleep(Duration::from_millis(300));
         super::scrape::stage(&ctx, &api, &mut state, false)?;
         std::thread::sleep(interval);
@@ -66,7 +81,10 @@ pub fn run(g: &Global, args: &DemoArgs) -> Result<()> {
         output::print(&super::apply::render_text(&reports, false));
         output::print("\n");
     }
-    output::print(&format!("state kept in {} (removed on exit)\n", ctx.config.state_file.display()));
+    output::print(&format!(
+        "state kept in {} (removed on exit)\n",
+        ctx.config.state_file.display()
+    ));
     drop(store);
     sim.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
@@ -127,7 +145,8 @@ mod tests {
     #[test]
     fn the_demo_configuration_loads() {
         let text = super::demo_config("http://127.0.0.1:9", 9110, "web", 2, 9);
-        let c = crate::config::parse(std::path::Path::new("/tmp/demo.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+        let c = crate::config::parse(std::path::Path::new("/tmp/demo.toml"), &text)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.groups[0].policies.len(), 2);
     }
 }

@@ -30,7 +30,10 @@ pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupEvaluation>
     for g in &ctx.config.groups {
         let gs = state.group_mut(&g.name);
         let Some(cur) = gs.latest_scrape() else {
-            bail!("group {}: there is no scrape to evaluate yet: run `doscale scrape` first", g.name);
+            bail!(
+                "group {}: there is no scrape to evaluate yet: run `doscale scrape` first",
+                g.name
+            );
         };
         let age = now - cur.at;
         if age.to_std().unwrap_or_default() > ctx.config.max_scrape_age {
@@ -85,7 +88,11 @@ pub fn render_table(evals: &[GroupEvaluation]) -> String {
         let conds: Vec<(String, &crate::policy::ConditionEvaluation)> = e
             .policies
             .iter()
-            .flat_map(|p| p.conditions.iter().map(move |c| (format!("{}/{}", p.name, c.name), c)))
+            .flat_map(|p| {
+                p.conditions
+                    .iter()
+                    .map(move |c| (format!("{}/{}", p.name, c.name), c))
+            })
             .collect();
         let mut header = vec!["droplet".to_string()];
         header.extend(conds.iter().map(|(n, _)| n.clone()));
@@ -104,18 +111,41 @@ pub fn render_table(evals: &[GroupEvaluation]) -> String {
             t.add_row(row);
         }
         out.push_str(&format!("{t}\n"));
-        let mut v = output::table(vec!["policy", "scale", "condition", "function", "value", "threshold", "holds", "verdict"]);
+        let mut v = output::table(vec![
+            "policy",
+            "scale",
+            "condition",
+            "function",
+            "value",
+            "threshold",
+            "holds",
+            "verdict",
+        ]);
         for p in &e.policies {
             for (i, c) in p.conditions.iter().enumerate() {
                 v.add_row(vec![
-                    if i == 0 { sanitize(&p.name) } else { String::new() },
-                    if i == 0 { format!("{:?} +{}", p.scale, p.step).to_lowercase().replace("down +", "down -") } else { String::new() },
+                    if i == 0 {
+                        sanitize(&p.name)
+                    } else {
+                        String::new()
+                    },
+                    if i == 0 {
+                        format!("{:?} +{}", p.scale, p.step)
+                            .to_lowercase()
+                            .replace("down +", "down -")
+                    } else {
+                        String::new()
+                    },
                     format!("{} = {}", sanitize(&c.name), sanitize(&c.expr)),
                     c.function.clone(),
                     num(c.value),
                     format!("{} {}", c.op, c.threshold),
                     verdict(c.satisfied),
-                    if i == 0 { format!("{} ({:?})", verdict(p.satisfied), p.match_).to_lowercase() } else { String::new() },
+                    if i == 0 {
+                        format!("{} ({:?})", verdict(p.satisfied), p.match_).to_lowercase()
+                    } else {
+                        String::new()
+                    },
                 ]);
             }
         }

@@ -40,12 +40,22 @@ pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupPlan>> {
     for g in &ctx.config.groups {
         let gs = state.group_mut(&g.name);
         let Some(eval) = gs.evaluation.clone() else {
-            bail!("group {}: there is no evaluation to plan from: run `doscale evaluate` first", g.name);
+            bail!(
+                "group {}: there is no evaluation to plan from: run `doscale evaluate` first",
+                g.name
+            );
         };
-        let eval: GroupEvaluation = serde_json::from_value(eval)
-            .wrap_err_with(|| format!("group {}: the stored evaluation is unreadable: run `doscale evaluate`", g.name))?;
+        let eval: GroupEvaluation = serde_json::from_value(eval).wrap_err_with(|| {
+            format!(
+                "group {}: the stored evaluation is unreadable: run `doscale evaluate`",
+                g.name
+            )
+        })?;
         let Some(scrape) = gs.latest_scrape() else {
-            bail!("group {}: there is no scrape: run `doscale scrape` first", g.name);
+            bail!(
+                "group {}: there is no scrape: run `doscale scrape` first",
+                g.name
+            );
         };
         if scrape.at != eval.at {
             bail!("group {}: the evaluation is older than the latest scrape: run `doscale evaluate` first", g.name);
@@ -65,8 +75,14 @@ pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupPlan>> {
             gs.recommendations.push(r.clone());
         }
         // Keep the recommendations the stabilization window can still use.
-        let window = g.target.as_ref().map(|t| t.stabilization_down).unwrap_or_default();
-        let keep_from = now - chrono::Duration::from_std(window).unwrap_or_default() - chrono::Duration::seconds(1);
+        let window = g
+            .target
+            .as_ref()
+            .map(|t| t.stabilization_down)
+            .unwrap_or_default();
+        let keep_from = now
+            - chrono::Duration::from_std(window).unwrap_or_default()
+            - chrono::Duration::seconds(1);
         gs.recommendations.retain(|r| r.at >= keep_from);
         gs.plan = Some(serde_json::to_value(&p)?);
         out.push(p);
@@ -77,17 +93,36 @@ pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupPlan>> {
 pub fn render_table(plans: &[GroupPlan]) -> String {
     let mut out = String::new();
     for p in plans {
-        let mut t = output::table(vec!["group", "current", "recommended", "desired", "create", "destroy"]);
+        let mut t = output::table(vec![
+            "group",
+            "current",
+            "recommended",
+            "desired",
+            "create",
+            "destroy",
+        ]);
         t.add_row(vec![
             sanitize(&p.name),
             p.current.to_string(),
             p.recommended.to_string(),
             p.desired.to_string(),
-            if p.create.is_empty() { "—".into() } else { p.create.iter().map(|n| sanitize(n)).collect::<Vec<_>>().join(", ") },
+            if p.create.is_empty() {
+                "—".into()
+            } else {
+                p.create
+                    .iter()
+                    .map(|n| sanitize(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
             if p.destroy.is_empty() {
                 "—".into()
             } else {
-                p.destroy.iter().map(|d| format!("{} ({}): {}", sanitize(&d.name), d.id, sanitize(&d.why))).collect::<Vec<_>>().join("\n")
+                p.destroy
+                    .iter()
+                    .map(|d| format!("{} ({}): {}", sanitize(&d.name), d.id, sanitize(&d.why)))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             },
         ]);
         out.push_str(&format!("{t}\n"));

@@ -50,7 +50,11 @@ pub fn run(ctx: &super::Ctx, args: &crate::cli::RunArgs) -> Result<()> {
     } else {
         output::print(&super::evaluate::render_table(&evals));
         output::print(&super::plan::render_table(&plans));
-        let ctx_text = super::Ctx { config: ctx.config.clone(), json: false, wait: ctx.wait };
+        let ctx_text = super::Ctx {
+            config: ctx.config.clone(),
+            json: false,
+            wait: ctx.wait,
+        };
         super::apply::finish(&ctx_text, &reports, args.dry_run)?;
     }
     if args.detailed_exitcode && plans.iter().any(crate::plan::GroupPlan::changes) {

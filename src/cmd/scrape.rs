@@ -77,11 +77,17 @@ pub struct Load {
     pub mem_total: Option<f64>,
 }
 
-pub fn load_of(cur: &ScrapedDroplet, cur_at: chrono::DateTime<Utc>, prev: Option<(&ScrapedDroplet, chrono::DateTime<Utc>)>) -> Load {
+pub fn load_of(
+    cur: &ScrapedDroplet,
+    cur_at: chrono::DateTime<Utc>,
+    prev: Option<(&ScrapedDroplet, chrono::DateTime<Utc>)>,
+) -> Load {
     let idle = |d: &ScrapedDroplet| -> HashMap<String, f64> {
         d.series
             .iter()
-            .filter(|(k, _)| crate::series::name_of(k) == "node_cpu_seconds_total" && k.contains("mode=\"idle\""))
+            .filter(|(k, _)| {
+                crate::series::name_of(k) == "node_cpu_seconds_total" && k.contains("mode=\"idle\"")
+            })
             .map(|(k, v)| (k.clone(), *v))
             .collect()
     };
@@ -119,23 +125,46 @@ pub fn render_table(ctx: &super::Ctx, state: &State) -> String {
     let mut out = String::new();
     let now = Utc::now();
     for g in &ctx.config.groups {
-        let Some(gs) = state.groups.get(&g.name) else { continue };
-        let Some(cur) = gs.latest_scrape() else { continue };
+        let Some(gs) = state.groups.get(&g.name) else {
+            continue;
+        };
+        let Some(cur) = gs.latest_scrape() else {
+            continue;
+        };
         let prev = gs.previous_scrape();
-        let prev_by_id: HashMap<u64, &ScrapedDroplet> =
-            prev.map(|p| p.droplets.iter().map(|d| (d.id, d)).collect()).unwrap_or_default();
-        let mut t = output::table(vec!["droplet", "address", "status", "age", "load1", "CPU %", "mem available", "error"]);
+        let prev_by_id: HashMap<u64, &ScrapedDroplet> = prev
+            .map(|p| p.droplets.iter().map(|d| (d.id, d)).collect())
+            .unwrap_or_default();
+        let mut t = output::table(vec![
+            "droplet",
+            "address",
+            "status",
+            "age",
+            "load1",
+            "CPU %",
+            "mem available",
+            "error",
+        ]);
         for d in &cur.droplets {
-            let l = load_of(d, cur.at, prev_by_id.get(&d.id).map(|p| (*p, prev.expect("prev").at)));
+            let l = load_of(
+                d,
+                cur.at,
+                prev_by_id.get(&d.id).map(|p| (*p, prev.expect("prev").at)),
+            );
             t.add_row(vec![
                 format!("{} ({})", sanitize(&d.name), d.id),
-                d.address.as_deref().map(sanitize).unwrap_or_else(|| "—".into()),
+                d.address
+                    .as_deref()
+                    .map(sanitize)
+                    .unwrap_or_else(|| "—".into()),
                 sanitize(&d.status),
                 output::age(now - d.created_at),
                 fmt_opt(l.load1, |v| format!("{v:.2}")),
                 fmt_opt(l.cpu, |v| format!("{:.0}%", v * 100.0)),
                 match (l.mem_avail, l.mem_total) {
-                    (Some(a), Some(t)) if t > 0.0 => format!("{} ({:.0}%)", output::bytes(a), a / t * 100.0),
+                    (Some(a), Some(t)) if t > 0.0 => {
+                        format!("{} ({:.0}%)", output::bytes(a), a / t * 100.0)
+                    }
                     (Some(a), _) => output::bytes(a),
                     _ => "—".into(),
                 },
@@ -150,7 +179,11 @@ pub fn render_table(ctx: &super::Ctx, state: &State) -> String {
             cur.droplets.len(),
             failed,
             cur.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            if prev.is_none() { " (CPU % needs a second scrape)" } else { "" }
+            if prev.is_none() {
+                " (CPU % needs a second scrape)"
+            } else {
+                ""
+            }
         ));
         out.push_str(&format!("{t}\n"));
         if cur.bad_lines > 0 {
@@ -169,7 +202,9 @@ pub fn render_json(ctx: &super::Ctx, state: &State) -> serde_json::Value {
     let mut groups = Vec::new();
     let mut at = None;
     for g in &ctx.config.groups {
-        let Some(cur) = state.groups.get(&g.name).and_then(|s| s.latest_scrape()) else { continue };
+        let Some(cur) = state.groups.get(&g.name).and_then(|s| s.latest_scrape()) else {
+            continue;
+        };
         at = Some(cur.at);
         groups.push(group_json(&g.name, &g.tag, cur));
     }

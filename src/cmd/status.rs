@@ -16,8 +16,15 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
     for g in &ctx.config.groups {
         let gs = state.groups.get(&g.name).cloned().unwrap_or_default();
         let scrape = gs.latest_scrape();
-        let size = scrape.map(|s| s.droplets.iter().filter(|d| d.status == "new" || d.status == "active").count());
-        let failing = scrape.map(|s| s.droplets.iter().filter(|d| d.error.is_some()).count()).unwrap_or(0);
+        let size = scrape.map(|s| {
+            s.droplets
+                .iter()
+                .filter(|d| d.status == "new" || d.status == "active")
+                .count()
+        });
+        let failing = scrape
+            .map(|s| s.droplets.iter().filter(|d| d.error.is_some()).count())
+            .unwrap_or(0);
         let last = gs.history.last();
         let remaining = |cool: std::time::Duration| -> Option<chrono::Duration> {
             let l = last?;
@@ -26,7 +33,11 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
         };
         let up = remaining(g.cooldown_up);
         let down = remaining(g.cooldown_down);
-        let desired = gs.plan.as_ref().and_then(|p| p.get("desired")).and_then(|v| v.as_u64());
+        let desired = gs
+            .plan
+            .as_ref()
+            .and_then(|p| p.get("desired"))
+            .and_then(|v| v.as_u64());
         groups.push(json!({
             "name": g.name, "tag": g.tag, "size": size, "min": g.min, "max": g.max, "desired": desired,
             "failing_scrape": failing,
@@ -48,29 +59,41 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
         ));
         text.push_str(&format!(
             "  cooldown: up {}, down {}\n",
-            up.map(|d| format!("{} left", output::age(d))).unwrap_or_else(|| "clear".into()),
-            down.map(|d| format!("{} left", output::age(d))).unwrap_or_else(|| "clear".into()),
+            up.map(|d| format!("{} left", output::age(d)))
+                .unwrap_or_else(|| "clear".into()),
+            down.map(|d| format!("{} left", output::age(d)))
+                .unwrap_or_else(|| "clear".into()),
         ));
         for p in &gs.pending {
-            text.push_str(&format!(
-                "  pending {:?} {}{} ({}, since {} ago)\n",
-                p.kind,
-                sanitize(&p.name),
-                p.id.map(|i| format!(" ({i})")).unwrap_or_default(),
-                sanitize(&p.stage),
-                output::age(now - p.since)
-            ).to_lowercase());
+            text.push_str(
+                &format!(
+                    "  pending {:?} {}{} ({}, since {} ago)\n",
+                    p.kind,
+                    sanitize(&p.name),
+                    p.id.map(|i| format!(" ({i})")).unwrap_or_default(),
+                    sanitize(&p.stage),
+                    output::age(now - p.since)
+                )
+                .to_lowercase(),
+            );
         }
         if !gs.history.is_empty() {
             let mut t = output::table(vec!["when", "direction", "droplets", "outcome", "reason"]);
             for e in gs.history.iter().rev().take(10) {
                 t.add_row(vec![
                     format!("{} ago", output::age(now - e.at)),
-                    match e.direction { Scale::Up => "up".into(), Scale::Down => "down".to_string() },
-                    e.droplets.iter().map(|d| match d.id {
-                        Some(id) => format!("{} ({id})", sanitize(&d.name)),
-                        None => sanitize(&d.name),
-                    }).collect::<Vec<_>>().join(", "),
+                    match e.direction {
+                        Scale::Up => "up".into(),
+                        Scale::Down => "down".to_string(),
+                    },
+                    e.droplets
+                        .iter()
+                        .map(|d| match d.id {
+                            Some(id) => format!("{} ({id})", sanitize(&d.name)),
+                            None => sanitize(&d.name),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     sanitize(&e.outcome),
                     sanitize(&e.reason),
                 ]);

@@ -11,7 +11,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_doscale");
 pub fn cmd() -> Command {
     let mut c = Command::new(BIN);
     for (k, _) in std::env::vars() {
-        if k.starts_with("DIGITALOCEAN") || k.to_lowercase().ends_with("_proxy") || k == "DOSCALE_CONFIG" {
+        if k.starts_with("DIGITALOCEAN")
+            || k.to_lowercase().ends_with("_proxy")
+            || k == "DOSCALE_CONFIG"
+        {
             c.env_remove(k);
         }
     }
@@ -28,7 +31,8 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
     }
     pub fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
@@ -58,7 +62,14 @@ pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
 /// Runs and insists on exit 0.
 pub fn ok(args: &[&str]) -> Run {
     let r = run(args);
-    assert_eq!(r.code, 0, "`doscale {}` exited {}: {}", args.join(" "), r.code, r.all());
+    assert_eq!(
+        r.code,
+        0,
+        "`doscale {}` exited {}: {}",
+        args.join(" "),
+        r.code,
+        r.all()
+    );
     r
 }
 
@@ -77,16 +88,29 @@ impl Sim {
         let cfg = dir.path().join("sim.toml");
         let log = std::fs::File::create(dir.path().join("sim.log")).unwrap();
         let mut c = cmd();
-        c.args(["sim", "--listen", "127.0.0.1:0", "--config-out"]).arg(&cfg).args(args);
-        c.stdout(Stdio::from(log.try_clone().unwrap())).stderr(Stdio::from(log));
-        let child = c.spawn().expect("start doscale sim");
+        c.args(["sim", "--listen", "127.0.0.1:0", "--config-out"])
+            .arg(&cfg)
+            .args(args);
+        c.stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log));
+        let mut child = c.spawn().expect("start doscale sim");
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(text) = std::fs::read_to_string(&cfg) {
                 if let Ok(conf) = text.parse::<toml::Value>() {
-                    if let Some(url) = conf.get("api").and_then(|a| a.get("url")).and_then(|u| u.as_str()) {
+                    if let Some(url) = conf
+                        .get("api")
+                        .and_then(|a| a.get("url"))
+                        .and_then(|u| u.as_str())
+                    {
                         let url = url.trim_end_matches('/').to_string();
-                        let sim = Sim { dir, cfg, url, conf, child };
+                        let sim = Sim {
+                            dir,
+                            cfg,
+                            url,
+                            conf,
+                            child,
+                        };
                         if sim.try_get("/_sim/requests").is_some() {
                             return sim;
                         }
@@ -97,6 +121,8 @@ impl Sim {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("doscale sim wrote no config within 30 s");
     }
 
@@ -109,25 +135,40 @@ impl Sim {
     }
 
     fn client() -> reqwest::blocking::Client {
-        reqwest::blocking::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap()
+        reqwest::blocking::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
     }
 
     fn try_get(&self, path: &str) -> Option<serde_json::Value> {
-        let r = Self::client().get(format!("{}{path}", self.url)).send().ok()?;
+        let r = Self::client()
+            .get(format!("{}{path}", self.url))
+            .send()
+            .ok()?;
         r.json().ok()
     }
 
     pub fn get(&self, path: &str) -> serde_json::Value {
-        self.try_get(path).unwrap_or_else(|| panic!("GET {path} on the simulator failed"))
+        self.try_get(path)
+            .unwrap_or_else(|| panic!("GET {path} on the simulator failed"))
     }
 
     pub fn put(&self, path: &str, body: serde_json::Value) {
-        let r = Self::client().put(format!("{}{path}", self.url)).json(&body).send().unwrap();
+        let r = Self::client()
+            .put(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .unwrap();
         assert!(r.status().is_success(), "PUT {path}: {}", r.status());
     }
 
     pub fn delete(&self, path: &str) {
-        let r = Self::client().delete(format!("{}{path}", self.url)).send().unwrap();
+        let r = Self::client()
+            .delete(format!("{}{path}", self.url))
+            .send()
+            .unwrap();
         assert!(r.status().is_success(), "DELETE {path}: {}", r.status());
     }
 
@@ -136,7 +177,11 @@ impl Sim {
         let v = self.get("/_sim/requests");
         match v {
             serde_json::Value::Array(a) => a,
-            serde_json::Value::Object(o) => o.get("requests").and_then(|r| r.as_array()).cloned().unwrap_or_default(),
+            serde_json::Value::Object(o) => o
+                .get("requests")
+                .and_then(|r| r.as_array())
+                .cloned()
+                .unwrap_or_default(),
             _ => vec![],
         }
     }
@@ -146,22 +191,41 @@ impl Sim {
     }
 
     pub fn metrics_port(&self) -> i64 {
-        self.group().get("metrics").and_then(|m| m.get("port")).and_then(|p| p.as_integer()).unwrap_or(9110)
+        self.group()
+            .get("metrics")
+            .and_then(|m| m.get("port"))
+            .and_then(|p| p.as_integer())
+            .unwrap_or(9110)
     }
 
     /// A config of ours: the simulator's API, our group rules (`extra`), the sim's metrics port.
     pub fn config_with(&self, extra: &str, top: &str) -> String {
-        let token = self.conf["api"].get("token_file").and_then(|t| t.as_str()).map(|t| self.path(t));
+        let token = self.conf["api"]
+            .get("token_file")
+            .and_then(|t| t.as_str())
+            .map(|t| self.path(t));
         let tag = self.group()["tag"].as_str().unwrap();
-        let mut s = format!("{top}\nstate_file = \"{}\"\n[api]\nurl = \"{}\"\n", self.path("state.json").display(), self.url);
+        let mut s = format!(
+            "{top}\nstate_file = \"{}\"\n[api]\nurl = \"{}\"\n",
+            self.path("state.json").display(),
+            self.url
+        );
         if let Some(t) = token {
             s.push_str(&format!("token_file = \"{}\"\n", t.display()));
         }
-        s.push_str(&format!("[[group]]\nname = \"web\"\ntag = \"{tag}\"\n{extra}\n"));
+        s.push_str(&format!(
+            "[[group]]\nname = \"web\"\ntag = \"{tag}\"\n{extra}\n"
+        ));
         if !extra.contains("[group.metrics]") {
-            s.push_str(&format!("[group.metrics]\nport = {}\n", self.metrics_port()));
+            s.push_str(&format!(
+                "[group.metrics]\nport = {}\n",
+                self.metrics_port()
+            ));
         }
-        let path = self.path(&format!("ours-{}.toml", Instant::now().elapsed().as_nanos() ^ rand_suffix()));
+        let path = self.path(&format!(
+            "ours-{}.toml",
+            Instant::now().elapsed().as_nanos() ^ rand_suffix()
+        ));
         std::fs::write(&path, s).unwrap();
         path.to_str().unwrap().to_string()
     }
@@ -194,12 +258,22 @@ impl Drop for Sim {
 
 /// Droplets of every group of a `scrape --output json`.
 pub fn droplets(scrape: &serde_json::Value) -> Vec<serde_json::Value> {
-    scrape["groups"].as_array().unwrap().iter().flat_map(|g| g["droplets"].as_array().unwrap().clone()).collect()
+    scrape["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["droplets"].as_array().unwrap().clone())
+        .collect()
 }
 
 pub fn mutating(reqs: &[serde_json::Value]) -> Vec<serde_json::Value> {
     reqs.iter()
-        .filter(|r| matches!(r["method"].as_str(), Some("POST" | "DELETE" | "PUT" | "PATCH")))
+        .filter(|r| {
+            matches!(
+                r["method"].as_str(),
+                Some("POST" | "DELETE" | "PUT" | "PATCH")
+            )
+        })
         .filter(|r| !r["path"].as_str().unwrap_or("").starts_with("/_sim/"))
         .cloned()
         .collect()

@@ -11,16 +11,28 @@ fn scrape_lists_every_page_and_keeps_a_small_state() {
     let r = ok(&["--config", sim.cfg(), "scrape", "--output", "json"]);
     let ds = droplets(&r.json());
     assert_eq!(ds.len(), 450);
-    assert!(ds.iter().all(|d| d["error"].is_null() && !d["series"].as_object().unwrap().is_empty()));
-    let cpu_idle = ds[0]["series"].as_object().unwrap().keys().filter(|k| k.starts_with("node_cpu_seconds_total")).count();
+    assert!(ds
+        .iter()
+        .all(|d| d["error"].is_null() && !d["series"].as_object().unwrap().is_empty()));
+    let cpu_idle = ds[0]["series"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("node_cpu_seconds_total"))
+        .count();
     assert!(cpu_idle > 0 && ds[0]["series"]["node_load1"].is_number());
     let pages: Vec<_> = sim
         .requests()
         .into_iter()
-        .filter(|r| r["method"] == "GET" && r["path"].as_str().unwrap().trim_end_matches('/') == "/v2/droplets")
+        .filter(|r| {
+            r["method"] == "GET"
+                && r["path"].as_str().unwrap().trim_end_matches('/') == "/v2/droplets"
+        })
         .collect();
     assert_eq!(pages.len(), 3, "{pages:?}");
-    assert!(pages.iter().all(|p| p["query"].as_str().unwrap_or("").contains("per_page=200")));
+    assert!(pages
+        .iter()
+        .all(|p| p["query"].as_str().unwrap_or("").contains("per_page=200")));
     let state_path = sim.path("state.json");
     let state: serde_json::Value = serde_json::from_str(&read(&state_path)).unwrap();
     assert_eq!(state["version"], 1);
@@ -28,7 +40,11 @@ fn scrape_lists_every_page_and_keeps_a_small_state() {
     assert!(per < 1024, "state is {per} bytes per droplet");
     // the table names every droplet
     let t = ok(&["--config", sim.cfg(), "scrape"]);
-    assert!(t.stdout.contains("load1") && t.stdout.contains("CPU %"), "{}", t.stdout);
+    assert!(
+        t.stdout.contains("load1") && t.stdout.contains("CPU %"),
+        "{}",
+        t.stdout
+    );
 }
 
 #[test]
@@ -37,13 +53,23 @@ fn failing_droplets_are_named_and_cost_at_most_the_timeout() {
     let ds = droplets(&ok(&["--config", sim.cfg(), "scrape", "--output", "json"]).json());
     let ids: Vec<u64> = ds.iter().map(|d| d["id"].as_u64().unwrap()).collect();
     sim.put("/_sim/faults", serde_json::json!({"droplets_refuse": [ids[0]], "droplets_timeout": [ids[1]], "droplets_garbage": [ids[2]]}));
-    let cfg = sim.config_with("min = 1\nmax = 10\n[group.metrics]\ntimeout = \"1s\"\nport = PORT".replace("PORT", &sim.metrics_port().to_string()).as_str(), "");
+    let cfg = sim.config_with(
+        "min = 1\nmax = 10\n[group.metrics]\ntimeout = \"1s\"\nport = PORT"
+            .replace("PORT", &sim.metrics_port().to_string())
+            .as_str(),
+        "",
+    );
     let r = ok(&["--config", &cfg, "scrape", "--output", "json"]);
     assert!(r.wall < Duration::from_secs(5), "took {:?}", r.wall);
     let errs: std::collections::BTreeMap<u64, String> = droplets(&r.json())
         .iter()
         .filter(|d| !d["error"].is_null())
-        .map(|d| (d["id"].as_u64().unwrap(), d["error"].as_str().unwrap().to_string()))
+        .map(|d| {
+            (
+                d["id"].as_u64().unwrap(),
+                d["error"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(errs.keys().copied().collect::<Vec<_>>(), {
         let mut v = ids[..3].to_vec();
@@ -74,8 +100,16 @@ fn config_errors_name_file_line_column_and_exit_2() {
         let r = run(&["--config", p.to_str().unwrap(), "check"]);
         assert_eq!(r.code, 2, "case {i}: {}", r.all());
         let want = format!("bad{i}.toml:{line}:");
-        assert!(r.stderr.contains(&want), "case {i}: want {want} in {}", r.stderr);
-        assert!(r.stderr.contains(key), "case {i}: want key {key} in {}", r.stderr);
+        assert!(
+            r.stderr.contains(&want),
+            "case {i}: want {want} in {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(key),
+            "case {i}: want key {key} in {}",
+            r.stderr
+        );
     }
     // missing file
     let r = run(&["--config", "/nonexistent/doscale.toml", "check"]);
@@ -90,15 +124,29 @@ fn config_errors_name_file_line_column_and_exit_2() {
 #[test]
 fn a_second_concurrent_run_fails_fast_naming_the_lock() {
     let sim = Sim::start(&["--droplets", "5", "--latency-ms", "2500"]);
-    let mut first = cmd().args(["--config", sim.cfg(), "scrape"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut first = cmd()
+        .args(["--config", sim.cfg(), "scrape"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(700));
     let r = run(&["--config", sim.cfg(), "scrape"]);
     first.wait().unwrap();
     assert_ne!(r.code, 0);
     assert!(r.wall < Duration::from_secs(2), "{:?}", r.wall);
-    assert!(r.stderr.contains("locked") && r.stderr.contains("pid"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("locked") && r.stderr.contains("pid"),
+        "{}",
+        r.stderr
+    );
     // --wait waits instead
-    let mut first = cmd().args(["--config", sim.cfg(), "scrape"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut first = cmd()
+        .args(["--config", sim.cfg(), "scrape"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(700));
     let r = run(&["--config", sim.cfg(), "--wait", "30s", "scrape"]);
     first.wait().unwrap();
@@ -123,7 +171,19 @@ fn help_version_and_completions() {
     let r = ok(&["--version"]);
     assert!(r.stdout.starts_with("doscale "));
     let r = ok(&["--help"]);
-    for s in ["scrape", "evaluate", "plan", "apply", "run", "demo", "sim", "check", "status", "import-seed", "completions"] {
+    for s in [
+        "scrape",
+        "evaluate",
+        "plan",
+        "apply",
+        "run",
+        "demo",
+        "sim",
+        "check",
+        "status",
+        "import-seed",
+        "completions",
+    ] {
         assert!(r.stdout.contains(s), "--help lacks {s}");
     }
     let r = ok(&["completions", "bash"]);

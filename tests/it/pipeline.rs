@@ -66,7 +66,11 @@ fn grows_under_load_holds_in_cooldown_and_shrinks_to_min() {
     let cfg = sim.config_with(&rules(&sim, ""), "");
     ok(&["--config", &cfg, "check"]);
     let p = cycle(&sim, &cfg, 2.85);
-    assert_eq!((p["current"].as_u64(), p["desired"].as_u64()), (Some(3), Some(5)), "{p}");
+    assert_eq!(
+        (p["current"].as_u64(), p["desired"].as_u64()),
+        (Some(3), Some(5)),
+        "{p}"
+    );
     assert_eq!(p["create"].as_array().unwrap().len(), 2);
 
     // a dry run sends nothing that mutates and leaves the state alone
@@ -75,7 +79,12 @@ fn grows_under_load_holds_in_cooldown_and_shrinks_to_min() {
     let n0 = sim.requests().len();
     let dry = ok(&["--config", &cfg, "apply", "--dry-run", "--output", "json"]).json();
     let shown = dry["groups"][0]["requests"].as_array().unwrap().clone();
-    assert!(shown.iter().any(|r| r["method"] == "POST" && r["body"]["names"].as_array().unwrap().len() == 2), "{dry}");
+    assert!(
+        shown
+            .iter()
+            .any(|r| r["method"] == "POST" && r["body"]["names"].as_array().unwrap().len() == 2),
+        "{dry}"
+    );
     assert!(mutating(&sim.requests()[n0..]).is_empty());
     assert_eq!(std::fs::read(&state).unwrap(), before);
     // the detailed exit code says the plan changes something
@@ -83,12 +92,25 @@ fn grows_under_load_holds_in_cooldown_and_shrinks_to_min() {
     assert_eq!(r.code, 3, "{}", r.all());
 
     let r = ok(&["--config", &cfg, "apply", "--output", "json"]);
-    assert_eq!(r.json()["groups"][0]["created"].as_array().unwrap().len(), 2, "{}", r.stdout);
-    let posts: Vec<_> = mutating(&sim.requests()[n0..]).into_iter().filter(|r| r["method"] == "POST").collect();
+    assert_eq!(
+        r.json()["groups"][0]["created"].as_array().unwrap().len(),
+        2,
+        "{}",
+        r.stdout
+    );
+    let posts: Vec<_> = mutating(&sim.requests()[n0..])
+        .into_iter()
+        .filter(|r| r["method"] == "POST")
+        .collect();
     assert_eq!(posts.len(), 1);
     let grown = droplets(&ok(&["--config", &cfg, "scrape", "--output", "json"]).json());
     assert_eq!(grown.len(), 5);
-    assert!(grown.iter().all(|d| d["status"] == "active" && d["error"].is_null()), "{grown:?}");
+    assert!(
+        grown
+            .iter()
+            .all(|d| d["status"] == "active" && d["error"].is_null()),
+        "{grown:?}"
+    );
     // a second apply of the same plan is refused
     let r = run(&["--config", &cfg, "apply"]);
     assert_ne!(r.code, 0);
@@ -102,7 +124,10 @@ fn grows_under_load_holds_in_cooldown_and_shrinks_to_min() {
     assert_eq!(p["desired"], 2, "{p}");
     assert_eq!(p["destroy"].as_array().unwrap().len(), 3);
     ok(&["--config", &cfg, "apply"]);
-    assert_eq!(droplets(&ok(&["--config", &cfg, "scrape", "--output", "json"]).json()).len(), 2);
+    assert_eq!(
+        droplets(&ok(&["--config", &cfg, "scrape", "--output", "json"]).json()).len(),
+        2
+    );
     let p = cycle(&sim, &cfg, 0.2);
     assert_eq!(p["desired"], 2);
     assert!(p["destroy"].as_array().unwrap().is_empty());
@@ -110,8 +135,16 @@ fn grows_under_load_holds_in_cooldown_and_shrinks_to_min() {
     // history and status tell the story
     let st = ok(&["--config", &cfg, "status", "--output", "json"]).json();
     let hist = st["groups"][0]["history"].as_array().unwrap();
-    assert!(hist.iter().any(|h| h["direction"] == "up" && h["outcome"] == "done"), "{st}");
-    assert!(hist.iter().any(|h| h["direction"] == "down" && h["outcome"] == "done"), "{st}");
+    assert!(
+        hist.iter()
+            .any(|h| h["direction"] == "up" && h["outcome"] == "done"),
+        "{st}"
+    );
+    assert!(
+        hist.iter()
+            .any(|h| h["direction"] == "down" && h["outcome"] == "done"),
+        "{st}"
+    );
 }
 
 #[test]
@@ -119,14 +152,29 @@ fn never_above_max_and_never_a_protected_droplet() {
     let sim = Sim::start(&["--droplets", "3", "--seed", "5", "--activate-ms", "300"]);
     let ds = droplets(&ok(&["--config", sim.cfg(), "scrape", "--output", "json"]).json());
     let protected = ds[2]["id"].as_u64().unwrap();
-    sim.put(&format!("/_sim/droplets/{protected}/tags"), json!([sim.tag(), "keep-me"]));
-    let cfg = sim.config_with(&rules(&sim, "").replace("max = 8", "max = 3").replace("min = 2", "min = 1").replace("cooldown_up = \"1h\"", "cooldown_up = \"0s\"").replace("max_step_down = 5", "max_step_down = 10"), "");
+    sim.put(
+        &format!("/_sim/droplets/{protected}/tags"),
+        json!([sim.tag(), "keep-me"]),
+    );
+    let cfg = sim.config_with(
+        &rules(&sim, "")
+            .replace("max = 8", "max = 3")
+            .replace("min = 2", "min = 1")
+            .replace("cooldown_up = \"1h\"", "cooldown_up = \"0s\"")
+            .replace("max_step_down = 5", "max_step_down = 10"),
+        "",
+    );
     let p = cycle(&sim, &cfg, 2.9);
     assert_eq!(p["desired"], 3);
     assert!(p["create"].as_array().unwrap().is_empty());
     assert!(p["reasons"].to_string().contains("max"), "{p}");
     let p = cycle(&sim, &cfg, 0.1);
-    let destroyed: Vec<u64> = p["destroy"].as_array().unwrap().iter().map(|d| d["id"].as_u64().unwrap()).collect();
+    let destroyed: Vec<u64> = p["destroy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_u64().unwrap())
+        .collect();
     assert!(!destroyed.contains(&protected), "{p}");
     ok(&["--config", &cfg, "apply"]);
     let left = droplets(&ok(&["--config", &cfg, "scrape", "--output", "json"]).json());
@@ -150,21 +198,33 @@ fn apply_refuses_a_stale_plan_and_names_the_way_forward() {
     let n0 = sim.requests().len();
     let r = run(&["--config", &cfg, "apply"]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("changed since the plan") && r.stderr.contains("doscale plan"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("changed since the plan") && r.stderr.contains("doscale plan"),
+        "{}",
+        r.stderr
+    );
     assert!(mutating(&sim.requests()[n0..]).is_empty());
 }
 
 #[test]
 fn a_killed_apply_is_reconciled_without_duplicates() {
     let sim = Sim::start(&["--droplets", "3", "--seed", "13", "--activate-ms", "2500"]);
-    let cfg = sim.config_with(&rules(&sim, "").replace("threshold = 0.8", "threshold = -1"), "");
+    let cfg = sim.config_with(
+        &rules(&sim, "").replace("threshold = 0.8", "threshold = -1"),
+        "",
+    );
     ok(&["--config", &cfg, "scrape"]);
     std::thread::sleep(Duration::from_millis(500));
     ok(&["--config", &cfg, "scrape"]);
     ok(&["--config", &cfg, "evaluate"]);
     ok(&["--config", &cfg, "plan"]);
     let n0 = sim.requests().len();
-    let mut child = cmd().args(["--config", &cfg, "apply"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = cmd()
+        .args(["--config", &cfg, "apply"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !sim.requests()[n0..].iter().any(|r| r["method"] == "POST") {
         assert!(std::time::Instant::now() < deadline, "no create request");
@@ -176,10 +236,16 @@ fn a_killed_apply_is_reconciled_without_duplicates() {
         let r = run(&["--config", &cfg, "run"]);
         assert_eq!(r.code, 0, "{}", r.all());
     }
-    let posts = sim.requests()[n0..].iter().filter(|r| r["method"] == "POST").count();
+    let posts = sim.requests()[n0..]
+        .iter()
+        .filter(|r| r["method"] == "POST")
+        .count();
     assert_eq!(posts, 1);
     let ds = droplets(&ok(&["--config", &cfg, "scrape", "--output", "json"]).json());
-    let mut names: Vec<_> = ds.iter().map(|d| d["name"].as_str().unwrap().to_string()).collect();
+    let mut names: Vec<_> = ds
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect();
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 5, "{names:?}");
@@ -187,7 +253,11 @@ fn a_killed_apply_is_reconciled_without_duplicates() {
     let state = read(&sim.path("state.json"));
     for d in &ds {
         if d["name"].as_str().unwrap().starts_with("it-") {
-            assert!(state.contains(&d["id"].to_string()), "history lacks {}", d["id"]);
+            assert!(
+                state.contains(&d["id"].to_string()),
+                "history lacks {}",
+                d["id"]
+            );
         }
     }
 }

@@ -24,15 +24,29 @@ fn line() -> impl Strategy<Value = (String, String, f64)> {
     (
         "[a-z_][a-z0-9_:]{0,12}",
         proptest::collection::vec(("[a-z_][a-z0-9_]{0,6}", label_value()), 0..3),
-        prop_oneof![any::<f64>().prop_filter("finite", |v| v.is_finite()), Just(0.0), Just(1e300)],
+        prop_oneof![
+            any::<f64>().prop_filter("finite", |v| v.is_finite()),
+            Just(0.0),
+            Just(1e300)
+        ],
     )
         .prop_map(|(name, labels, v)| {
             let mut seen = std::collections::BTreeSet::new();
-            let labels: Vec<_> = labels.into_iter().filter(|(k, _)| seen.insert(k.clone())).collect();
+            let labels: Vec<_> = labels
+                .into_iter()
+                .filter(|(k, _)| seen.insert(k.clone()))
+                .collect();
             let ls = if labels.is_empty() {
                 String::new()
             } else {
-                format!("{{{}}}", labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect::<Vec<_>>().join(","))
+                format!(
+                    "{{{}}}",
+                    labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}=\"{v}\""))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
             };
             (name.clone(), format!("{name}{ls} {v:?}"), v)
         })
@@ -98,10 +112,27 @@ proptest! {
 /// Inputs that once crashed or misled a parser (from fuzzing and review), kept forever.
 #[test]
 fn fuzz_regressions() {
-    for text in ["a{b=\"\\", "a{", "a{b=\"c\"", "a 1 2 3", "{} 1", "a{,} 1", "\u{feff}a 1"] {
+    for text in [
+        "a{b=\"\\",
+        "a{",
+        "a{b=\"c\"",
+        "a 1 2 3",
+        "{} 1",
+        "a{,} 1",
+        "\u{feff}a 1",
+    ] {
         let _ = parse(text, &KeepAll);
     }
-    for e in ["", "(", "rate(", "sum(", "a{b=~\"(\"}", "1/0", "--1", "a offset 5m"] {
+    for e in [
+        "",
+        "(",
+        "rate(",
+        "sum(",
+        "a{b=~\"(\"}",
+        "1/0",
+        "--1",
+        "a offset 5m",
+    ] {
         let _ = doscale::expr::parse(e);
     }
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions");
