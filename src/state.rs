@@ -199,6 +199,7 @@ impl Store {
                 dir.display()
             );
         }
+        check_directory(dir);
         let lock_path = lock_path(path);
         let mut lock = OpenOptions::new()
             .read(true)
@@ -255,6 +256,22 @@ impl Store {
     /// Replaces the state atomically.
     pub fn save(&self, state: &State) -> Result<()> {
         save_file(&self.path, state)
+    }
+}
+
+/// The state directory should not be writable by other users: someone who can replace the
+/// state can make doscale create or destroy droplets.
+fn check_directory(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(md) = std::fs::metadata(dir) {
+        let mode = md.permissions().mode();
+        if mode & 0o002 != 0 {
+            tracing::warn!(
+                "the state directory {} is writable by every user (mode {:o}): chmod o-w it, or use systemd's StateDirectory=",
+                dir.display(),
+                mode & 0o7777
+            );
+        }
     }
 }
 
