@@ -78,10 +78,21 @@ enum Node {
     Num(f64),
     /// Index into `Expr::selectors`.
     Sel(usize),
-    Range { increase: bool, sel: usize, range_ms: i64 },
-    Agg { op: AggOp, arg: Box<Node> },
+    Range {
+        increase: bool,
+        sel: usize,
+        range_ms: i64,
+    },
+    Agg {
+        op: AggOp,
+        arg: Box<Node>,
+    },
     Neg(Box<Node>),
-    Bin { op: BinOp, lhs: Box<Node>, rhs: Box<Node> },
+    Bin {
+        op: BinOp,
+        lhs: Box<Node>,
+        rhs: Box<Node>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -158,9 +169,16 @@ impl Test {
 
 /// Parses and validates `text`. Errors quote the expression and point at the offending part.
 pub fn parse(text: &str) -> Result<Expr, ExprError> {
-    let err = |offset: usize, msg: String| ExprError { expr: text.to_string(), offset, msg };
+    let err = |offset: usize, msg: String| ExprError {
+        expr: text.to_string(),
+        offset,
+        msg,
+    };
     if text.trim().is_empty() {
-        return Err(err(0, "the expression is empty: expected e.g. `node_load1`".into()));
+        return Err(err(
+            0,
+            "the expression is empty: expected e.g. `node_load1`".into(),
+        ));
     }
     let toks = locate::lex(text);
     let ast = pp::parse(text).map_err(|msg| match locate::syntax_error(text, &toks) {
@@ -172,15 +190,29 @@ pub fn parse(text: &str) -> Result<Expr, ExprError> {
                 .split(['\'', '"', '`'])
                 .skip(1)
                 .step_by(2)
-                .find_map(|q| toks.iter().find(|t| !t.nested && t.text(text) == q).map(|t| t.start))
+                .find_map(|q| {
+                    toks.iter()
+                        .find(|t| !t.nested && t.text(text) == q)
+                        .map(|t| t.start)
+                })
                 .unwrap_or(0);
             err(offset, format!("not a valid PromQL expression: {msg}"))
         }
     })?;
-    let mut b = Builder { text, toks, cursor: 0, selectors: Vec::new() };
+    let mut b = Builder {
+        text,
+        toks,
+        cursor: 0,
+        selectors: Vec::new(),
+    };
     let root = b.node(&ast, false)?;
     let names = b.selectors.iter().map(|s| s.name.clone()).collect();
-    Ok(Expr { text: text.to_string(), root, selectors: b.selectors, names })
+    Ok(Expr {
+        text: text.to_string(),
+        root,
+        selectors: b.selectors,
+        names,
+    })
 }
 
 /// Converts promql-parser's AST into ours, refusing what we do not evaluate. `cursor` follows
@@ -197,14 +229,19 @@ const AGG_HELP: &str = "use sum, avg, min, max or count";
 
 impl Builder<'_> {
     fn err(&self, offset: usize, msg: impl Into<String>) -> ExprError {
-        ExprError { expr: self.text.to_string(), offset, msg: msg.into() }
+        ExprError {
+            expr: self.text.to_string(),
+            offset,
+            msg: msg.into(),
+        }
     }
 
     /// The next token at or after the cursor that satisfies `pred` (outside label matchers
     /// and ranges unless `nested`); moves the cursor past it and returns its offset.
     fn seek(&mut self, nested: bool, pred: impl Fn(&Tok, &str) -> bool) -> Option<usize> {
-        let i = (self.cursor..self.toks.len())
-            .find(|&i| (nested || !self.toks[i].nested) && pred(&self.toks[i], self.toks[i].text(self.text)))?;
+        let i = (self.cursor..self.toks.len()).find(|&i| {
+            (nested || !self.toks[i].nested) && pred(&self.toks[i], self.toks[i].text(self.text))
+        })?;
         self.cursor = i + 1;
         Some(self.toks[i].start)
     }
@@ -212,14 +249,19 @@ impl Builder<'_> {
     /// Like `seek`, without moving the cursor; 0 when not found.
     fn peek(&self, nested: bool, pred: impl Fn(&Tok, &str) -> bool) -> usize {
         (self.cursor..self.toks.len())
-            .find(|&i| (nested || !self.toks[i].nested) && pred(&self.toks[i], self.toks[i].text(self.text)))
+            .find(|&i| {
+                (nested || !self.toks[i].nested)
+                    && pred(&self.toks[i], self.toks[i].text(self.text))
+            })
             .map(|i| self.toks[i].start)
             .unwrap_or(0)
     }
 
     fn seek_word(&mut self, word: &str) -> usize {
         let at = self.cursor;
-        match self.seek(false, |t, s| t.kind == Kind::Ident && s.eq_ignore_ascii_case(word)) {
+        match self.seek(false, |t, s| {
+            t.kind == Kind::Ident && s.eq_ignore_ascii_case(word)
+        }) {
             Some(o) => o,
             None => {
                 self.cursor = at;
@@ -231,12 +273,19 @@ impl Builder<'_> {
     fn node(&mut self, e: &PExpr, aggregated: bool) -> Result<Node, ExprError> {
         match e {
             PExpr::NumberLiteral(n) => {
-                let _ = self.seek(false, |t, s| t.kind == Kind::Number || s.eq_ignore_ascii_case("inf") || s.eq_ignore_ascii_case("nan"));
+                let _ = self.seek(false, |t, s| {
+                    t.kind == Kind::Number
+                        || s.eq_ignore_ascii_case("inf")
+                        || s.eq_ignore_ascii_case("nan")
+                });
                 Ok(Node::Num(n.val))
             }
             PExpr::StringLiteral(_) => {
                 let at = self.peek(false, |t, _| t.kind == Kind::Str);
-                Err(self.err(at, "string literals are not supported: an expression computes a number"))
+                Err(self.err(
+                    at,
+                    "string literals are not supported: an expression computes a number",
+                ))
             }
             PExpr::Paren(p) => {
                 let _ = self.seek(false, |t, _| t.kind == Kind::Open('('));
@@ -251,11 +300,14 @@ impl Builder<'_> {
                 let sym = b.op.to_string();
                 let at = {
                     let start = self.cursor;
-                    self.seek(false, |t, s| (t.kind == Kind::Op || t.kind == Kind::Ident) && s.eq_ignore_ascii_case(&sym))
-                        .unwrap_or_else(|| {
-                            self.cursor = start;
-                            0
-                        })
+                    self.seek(false, |t, s| {
+                        (t.kind == Kind::Op || t.kind == Kind::Ident)
+                            && s.eq_ignore_ascii_case(&sym)
+                    })
+                    .unwrap_or_else(|| {
+                        self.cursor = start;
+                        0
+                    })
                 };
                 let op = match sym.as_str() {
                     "+" => BinOp::Add,
@@ -281,7 +333,9 @@ impl Builder<'_> {
                     {
                         let at = self.peek(false, |t, s| {
                             t.kind == Kind::Ident
-                                && ["on", "ignoring", "group_left", "group_right", "bool"].iter().any(|w| s.eq_ignore_ascii_case(w))
+                                && ["on", "ignoring", "group_left", "group_right", "bool"]
+                                    .iter()
+                                    .any(|w| s.eq_ignore_ascii_case(w))
                         });
                         return Err(self.err(at, format!(
                             "vector matching modifiers (on, ignoring, group_left, group_right, bool) are not supported with `{sym}`: both sides match on identical labels"
@@ -289,7 +343,11 @@ impl Builder<'_> {
                     }
                 }
                 let rhs = self.node(&b.rhs, aggregated)?;
-                Ok(Node::Bin { op, lhs: Box::new(lhs), rhs: Box::new(rhs) })
+                Ok(Node::Bin {
+                    op,
+                    lhs: Box::new(lhs),
+                    rhs: Box::new(rhs),
+                })
             }
             PExpr::Aggregate(a) => {
                 let name = a.op.to_string();
@@ -300,21 +358,31 @@ impl Builder<'_> {
                     "min" => AggOp::Min,
                     "max" => AggOp::Max,
                     "count" => AggOp::Count,
-                    _ => return Err(self.err(at, format!("aggregation `{name}` is not supported: {AGG_HELP}"))),
+                    _ => {
+                        return Err(self.err(
+                            at,
+                            format!("aggregation `{name}` is not supported: {AGG_HELP}"),
+                        ))
+                    }
                 };
                 if a.param.is_some() {
                     return Err(self.err(at, format!("aggregation `{name}` takes no parameter")));
                 }
                 if let Some(m) = &a.modifier {
                     let word = if m.is_include() { "by" } else { "without" };
-                    let at = self.peek(false, |t, s| t.kind == Kind::Ident && s.eq_ignore_ascii_case(word));
+                    let at = self.peek(false, |t, s| {
+                        t.kind == Kind::Ident && s.eq_ignore_ascii_case(word)
+                    });
                     return Err(self.err(at, format!(
                         "`{word}` is not supported: `{name}` aggregates over this droplet's series only; \
                          the condition's `function` aggregates over the group's droplets"
                     )));
                 }
                 let arg = self.node(&a.expr, true)?;
-                Ok(Node::Agg { op, arg: Box::new(arg) })
+                Ok(Node::Agg {
+                    op,
+                    arg: Box::new(arg),
+                })
             }
             PExpr::Call(c) => {
                 let name = c.func.name;
@@ -322,7 +390,12 @@ impl Builder<'_> {
                 let increase = match name {
                     "rate" => false,
                     "increase" => true,
-                    _ => return Err(self.err(at, format!("function `{name}` is not supported: use rate or increase"))),
+                    _ => {
+                        return Err(self.err(
+                            at,
+                            format!("function `{name}` is not supported: use rate or increase"),
+                        ))
+                    }
                 };
                 match c.args.args.first().map(|b| b.as_ref()) {
                     Some(PExpr::MatrixSelector(m)) if c.args.args.len() == 1 => {
@@ -345,10 +418,13 @@ impl Builder<'_> {
                     let _ = self.selector(&m.vs, true, true)?;
                     self.peek(false, |t, _| t.kind == Kind::Open('['))
                 };
-                Err(self.err(at, format!(
+                Err(self.err(
+                    at,
+                    format!(
                     "a range vector (`{}[…]`) is only allowed inside rate(...) or increase(...)",
                     m.vs
-                )))
+                ),
+                ))
             }
             PExpr::Subquery(_) => {
                 let at = self.peek(true, |t, _| t.kind == Kind::Colon);
@@ -360,7 +436,12 @@ impl Builder<'_> {
 
     /// Converts one selector; `aggregated` tells whether an aggregation encloses it (the
     /// multi-series check), `ranged` whether it is the argument of rate/increase.
-    fn selector(&mut self, vs: &pp::VectorSelector, aggregated: bool, ranged: bool) -> Result<usize, ExprError> {
+    fn selector(
+        &mut self,
+        vs: &pp::VectorSelector,
+        aggregated: bool,
+        ranged: bool,
+    ) -> Result<usize, ExprError> {
         let name_matcher = vs.matchers.matchers.iter().find(|m| m.name == "__name__");
         let name = match (&vs.name, name_matcher) {
             (Some(n), _) => n.clone(),
@@ -372,7 +453,9 @@ impl Builder<'_> {
         };
         let at = {
             let start = self.cursor;
-            match self.seek(false, |t, s| (t.kind == Kind::Ident && s == name) || t.kind == Kind::Open('{')) {
+            match self.seek(false, |t, s| {
+                (t.kind == Kind::Ident && s == name) || t.kind == Kind::Open('{')
+            }) {
                 Some(o) => o,
                 None => {
                     self.cursor = start;
@@ -384,8 +467,13 @@ impl Builder<'_> {
             return Err(self.err(at, "`or` between label matchers is not supported: use a regex matcher, e.g. device=~\"eth0|eth1\""));
         }
         if vs.offset.is_some() {
-            let o = self.peek(false, |t, s| t.kind == Kind::Ident && s.eq_ignore_ascii_case("offset"));
-            return Err(self.err(o, "`offset` is not supported: expressions read the latest scrape of each droplet"));
+            let o = self.peek(false, |t, s| {
+                t.kind == Kind::Ident && s.eq_ignore_ascii_case("offset")
+            });
+            return Err(self.err(
+                o,
+                "`offset` is not supported: expressions read the latest scrape of each droplet",
+            ));
         }
         if vs.at.is_some() {
             let o = self.peek(false, |t, s| t.kind == Kind::Op && s == "@");
@@ -393,7 +481,11 @@ impl Builder<'_> {
         }
         // promql-parser keeps label values as written, escapes included: find each matcher's
         // string token (in written order) to unescape it as its quotes say.
-        let quoted: Vec<Tok> = if self.toks.get(self.cursor).is_some_and(|t| t.kind == Kind::Open('{')) {
+        let quoted: Vec<Tok> = if self
+            .toks
+            .get(self.cursor)
+            .is_some_and(|t| t.kind == Kind::Open('{'))
+        {
             self.toks[self.cursor..]
                 .iter()
                 .take_while(|t| t.kind != Kind::Close('}'))
@@ -408,18 +500,29 @@ impl Builder<'_> {
         let mut text = name.clone();
         let mut shown = Vec::new();
         for (i, m) in vs.matchers.matchers.iter().enumerate() {
-            let quote = if aligned { quoted[i].text(self.text).chars().next().unwrap_or('"') } else { '"' };
-            let value = unescape(&m.value, quote).map_err(|e| self.err(at, format!("label matcher {}: {e}", m.name)))?;
+            let quote = if aligned {
+                quoted[i].text(self.text).chars().next().unwrap_or('"')
+            } else {
+                '"'
+            };
+            let value = unescape(&m.value, quote)
+                .map_err(|e| self.err(at, format!("label matcher {}: {e}", m.name)))?;
             if m.name == "__name__" {
                 if vs.name.is_some() || m.op != MatchOp::Equal {
-                    return Err(self.err(at, "matching on `__name__` is not supported: name one metric"));
+                    return Err(self.err(
+                        at,
+                        "matching on `__name__` is not supported: name one metric",
+                    ));
                 }
                 continue;
             }
             let regex = |v: &str| {
                 // Fully anchored, as in Prometheus (`^(?:re)$`, so alternations stay anchored).
                 Regex::new(&format!("^(?:{v})$")).map_err(|e| {
-                    self.err(at, format!("label matcher {}: invalid regular expression: {e}", m.name))
+                    self.err(
+                        at,
+                        format!("label matcher {}: invalid regular expression: {e}", m.name),
+                    )
                 })
             };
             let test = match &m.op {
@@ -428,8 +531,20 @@ impl Builder<'_> {
                 MatchOp::Re(_) => Test::Re(regex(&value)?),
                 MatchOp::NotRe(_) => Test::NotRe(regex(&value)?),
             };
-            shown.push(format!("{}{}{}", m.name, m.op, quoted.get(i).filter(|_| aligned).map(|t| t.text(self.text).to_string()).unwrap_or_else(|| format!("{:?}", m.value))));
-            matchers.push(LabelMatcher { label: m.name.clone(), test });
+            shown.push(format!(
+                "{}{}{}",
+                m.name,
+                m.op,
+                quoted
+                    .get(i)
+                    .filter(|_| aligned)
+                    .map(|t| t.text(self.text).to_string())
+                    .unwrap_or_else(|| format!("{:?}", m.value))
+            ));
+            matchers.push(LabelMatcher {
+                label: m.name.clone(),
+                test,
+            });
         }
         if !shown.is_empty() {
             text = format!("{text}{{{}}}", shown.join(","));
@@ -443,7 +558,11 @@ impl Builder<'_> {
                     .collect();
                 if !fam.pinned_by(&pinned) {
                     let missing = fam.missing(&pinned).join(", ");
-                    let example = if ranged { format!("avg(rate({text}[5m]))") } else { format!("avg({text})") };
+                    let example = if ranged {
+                        format!("avg(rate({text}[5m]))")
+                    } else {
+                        format!("avg({text})")
+                    };
                     return Err(self.err(at, format!(
                         "`{text}` matches several series on a droplet (do-agent exposes one per {}): \
                          pin {missing} with `=`, or wrap it in sum/avg/min/max/count, e.g. {example}",
@@ -452,7 +571,11 @@ impl Builder<'_> {
                 }
             }
         }
-        self.selectors.push(Selector { name, matchers, text });
+        self.selectors.push(Selector {
+            name,
+            matchers,
+            text,
+        });
         Ok(self.selectors.len() - 1)
     }
 }
@@ -471,7 +594,9 @@ fn unescape(raw: &str, quote: char) -> Result<String, String> {
             out.push(c);
             continue;
         }
-        let Some(e) = chars.next() else { return Err(bad("a lone \\ at the end")) };
+        let Some(e) = chars.next() else {
+            return Err(bad("a lone \\ at the end"));
+        };
         let mut hex = |n: usize| -> Result<char, String> {
             let digits: String = (0..n).filter_map(|_| chars.next()).collect();
             u32::from_str_radix(&digits, 16)
@@ -573,7 +698,9 @@ impl Selector {
         for (k, v) in range {
             // Keys with this name are contiguous: `name`, then `name…` (longer names sort
             // among them, e.g. node_load15 between node_load1 and node_load1{…}).
-            let Some(rest) = k.strip_prefix(self.name.as_str()) else { break };
+            let Some(rest) = k.strip_prefix(self.name.as_str()) else {
+                break;
+            };
             if !(rest.is_empty() || rest.starts_with('{')) {
                 continue;
             }
@@ -602,11 +729,11 @@ enum Val<'a> {
 }
 
 fn fmt_ms(ms: i64) -> String {
-    crate_duration(std::time::Duration::from_millis(ms.max(0) as u64))
+    human_duration(std::time::Duration::from_millis(ms.max(0) as u64))
 }
 
 /// `2m`, `5m30s`, `1h`, `42s` (whole seconds, below a second: `0s`).
-pub(crate) fn crate_duration(d: std::time::Duration) -> String {
+pub(crate) fn human_duration(d: std::time::Duration) -> String {
     let s = d.as_secs();
     let (h, m, sec) = (s / 3600, s / 60 % 60, s % 60);
     let mut out = String::new();
@@ -638,7 +765,11 @@ impl Expr {
         self.selectors.iter().any(|s| {
             s.name == name
                 && s.matchers.iter().all(|m| {
-                    let v = labels.iter().find(|(k, _)| *k == m.label).map(|(_, v)| *v).unwrap_or("");
+                    let v = labels
+                        .iter()
+                        .find(|(k, _)| *k == m.label)
+                        .map(|(_, v)| *v)
+                        .unwrap_or("");
                     m.test.matches(v)
                 })
         })
@@ -651,7 +782,12 @@ impl Expr {
             Val::Scalar(v) => v,
             Val::Vector(items, origin) => match items.as_slice() {
                 [one] => one.v,
-                [] => return Err(NoData(format!("no series matches `{}`", self.sel_text(origin)))),
+                [] => {
+                    return Err(NoData(format!(
+                        "no series matches `{}`",
+                        self.sel_text(origin)
+                    )))
+                }
                 many => {
                     return Err(NoData(format!(
                         "`{}` matches {} series; wrap it in sum/avg/min/max/count",
@@ -668,7 +804,12 @@ impl Expr {
         }
     }
 
-    fn node<'a>(&self, n: &Node, cur: Sample<'a>, prev: Option<Sample<'_>>) -> Result<Val<'a>, NoData> {
+    fn node<'a>(
+        &self,
+        n: &Node,
+        cur: Sample<'a>,
+        prev: Option<Sample<'_>>,
+    ) -> Result<Val<'a>, NoData> {
         Ok(match n {
             Node::Num(v) => Val::Scalar(*v),
             Node::Sel(i) => {
@@ -680,11 +821,18 @@ impl Expr {
                 }
                 Val::Vector(items, *i)
             }
-            Node::Range { increase, sel: i, range_ms } => {
+            Node::Range {
+                increase,
+                sel: i,
+                range_ms,
+            } => {
                 let sel = &self.selectors[*i];
                 let func = if *increase { "increase" } else { "rate" };
                 let Some(prev) = prev else {
-                    return Err(NoData(format!("no previous scrape within {}", fmt_ms(*range_ms))));
+                    return Err(NoData(format!(
+                        "no previous scrape within {}",
+                        fmt_ms(*range_ms)
+                    )));
                 };
                 let gap = cur.at_ms - prev.at_ms;
                 if gap > *range_ms {
@@ -695,7 +843,9 @@ impl Expr {
                     )));
                 }
                 if gap <= 0 {
-                    return Err(NoData(format!("{func}: the previous scrape is not older than the current one")));
+                    return Err(NoData(format!(
+                        "{func}: the previous scrape is not older than the current one"
+                    )));
                 }
                 let secs = gap as f64 / 1000.0;
                 let mut items = Vec::new();
@@ -705,7 +855,10 @@ impl Expr {
                     if let Some(&before) = prev.series.get(key) {
                         // A counter that went down was reset: it counts from zero again.
                         let inc = if now < before { now } else { now - before };
-                        items.push(Elem { labels, v: if *increase { inc } else { inc / secs } });
+                        items.push(Elem {
+                            labels,
+                            v: if *increase { inc } else { inc / secs },
+                        });
                     }
                 });
                 if items.is_empty() {
@@ -757,7 +910,10 @@ impl Expr {
                         let mut out = Vec::with_capacity(ls.len().min(rs.len()));
                         for l in &ls {
                             if let Some(r) = rs.iter().find(|r| r.labels == l.labels) {
-                                out.push(Elem { labels: l.labels, v: op.apply(l.v, r.v) });
+                                out.push(Elem {
+                                    labels: l.labels,
+                                    v: op.apply(l.v, r.v),
+                                });
                             }
                         }
                         if out.is_empty() {
@@ -776,7 +932,10 @@ impl Expr {
     }
 
     fn sel_text(&self, i: usize) -> &str {
-        self.selectors.get(i).map(|s| s.text.as_str()).unwrap_or("the expression")
+        self.selectors
+            .get(i)
+            .map(|s| s.text.as_str())
+            .unwrap_or("the expression")
     }
 
     /// The first selector under `n`, for messages about the vectors it produces.

@@ -160,7 +160,13 @@ pub fn evaluate_group(
 
     // Each evaluated droplet with its previous scrape, if that one succeeded.
     let prev_ok: HashMap<u64, &ScrapedDroplet> = prev
-        .map(|p| p.droplets.iter().filter(|d| d.error.is_none()).map(|d| (d.id, d)).collect())
+        .map(|p| {
+            p.droplets
+                .iter()
+                .filter(|d| d.error.is_none())
+                .map(|d| (d.id, d))
+                .collect()
+        })
         .unwrap_or_default();
     let cur_ms = cur.at.timestamp_millis();
     let prev_ms = prev.map(|p| p.at.timestamp_millis()).unwrap_or_default();
@@ -169,8 +175,14 @@ pub fn evaluate_group(
         .map(|d| Input {
             droplet: d,
             key: d.id.to_string(),
-            cur: Sample { at_ms: cur_ms, series: &d.series },
-            prev: prev_ok.get(&d.id).map(|p| Sample { at_ms: prev_ms, series: &p.series }),
+            cur: Sample {
+                at_ms: cur_ms,
+                series: &d.series,
+            },
+            prev: prev_ok.get(&d.id).map(|p| Sample {
+                at_ms: prev_ms,
+                series: &p.series,
+            }),
         })
         .collect();
 
@@ -260,17 +272,26 @@ impl Column {
     }
 
     fn values(&self) -> Vec<f64> {
-        self.0.iter().filter_map(|r| r.as_ref().ok().copied()).collect()
+        self.0
+            .iter()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect()
     }
 
     fn per_droplet(&self, inputs: &[Input<'_>]) -> BTreeMap<String, Option<f64>> {
-        inputs.iter().zip(&self.0).map(|(i, r)| (i.key.clone(), r.as_ref().ok().copied())).collect()
+        inputs
+            .iter()
+            .zip(&self.0)
+            .map(|(i, r)| (i.key.clone(), r.as_ref().ok().copied()))
+            .collect()
     }
 
     /// Why droplets have no value: each distinct reason with how many and one example.
     fn no_data(&self, inputs: &[Input<'_>]) -> Option<String> {
         if inputs.is_empty() {
-            return Some("no droplet to evaluate (none is active, out of warmup and scraped)".into());
+            return Some(
+                "no droplet to evaluate (none is active, out of warmup and scraped)".into(),
+            );
         }
         let mut reasons: BTreeMap<&str, (usize, &ScrapedDroplet)> = BTreeMap::new();
         for (i, r) in inputs.iter().zip(&self.0) {
@@ -285,15 +306,27 @@ impl Column {
         let mut parts: Vec<(usize, String)> = reasons
             .into_iter()
             .map(|(why, (n, d))| {
-                let who = if n == 1 { format!("{} {}", d.id, d.name) } else { format!("{n}, e.g. {} {}", d.id, d.name) };
+                let who = if n == 1 {
+                    format!("{} {}", d.id, d.name)
+                } else {
+                    format!("{n}, e.g. {} {}", d.id, d.name)
+                };
                 (n, format!("{why} ({who})"))
             })
             .collect();
         // The commonest reasons first; a few are enough.
         parts.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         let shown: Vec<String> = parts.iter().take(3).map(|(_, s)| s.clone()).collect();
-        let more = if parts.len() > 3 { format!("; and {} other reasons", parts.len() - 3) } else { String::new() };
-        Some(format!("{missing} of {} droplets have no value: {}{more}", inputs.len(), shown.join("; ")))
+        let more = if parts.len() > 3 {
+            format!("; and {} other reasons", parts.len() - 3)
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "{missing} of {} droplets have no value: {}{more}",
+            inputs.len(),
+            shown.join("; ")
+        ))
     }
 }
 
@@ -338,7 +371,13 @@ fn sorted(values: &[f64]) -> Vec<f64> {
 /// HPA, it never moves against the measurement: when droplets that are not evaluated yet (new,
 /// in warmup, failed) make the formula fall below the current size although the aggregate is
 /// above the target (or rise above it although the aggregate is below), the size is kept.
-fn recommend(size: u32, ready: usize, aggregate: Option<f64>, value: f64, tolerance: f64) -> (u32, String) {
+fn recommend(
+    size: u32,
+    ready: usize,
+    aggregate: Option<f64>,
+    value: f64,
+    tolerance: f64,
+) -> (u32, String) {
     let Some(agg) = aggregate else {
         return (size, format!("no data: keeping the current size {size}"));
     };
@@ -354,7 +393,13 @@ fn recommend(size: u32, ready: usize, aggregate: Option<f64>, value: f64, tolera
         ));
     }
     let raw = (ready as f64 * ratio).ceil();
-    let mut rec = if raw <= 0.0 { 0 } else if raw >= u32::MAX as f64 { u32::MAX } else { raw as u32 };
+    let mut rec = if raw <= 0.0 {
+        0
+    } else if raw >= u32::MAX as f64 {
+        u32::MAX
+    } else {
+        raw as u32
+    };
     if size > 0 {
         rec = rec.max(1);
     }

@@ -19,15 +19,43 @@ pub(super) struct Family {
 }
 
 pub(super) const PER_INSTANCE: &[Family] = &[
-    Family { name: "node_cpu_seconds_total", labels: &["cpu", "mode"], alone: &[] },
-    Family { name: "node_disk_", labels: &["device"], alone: &[] },
-    Family { name: "node_network_", labels: &["device"], alone: &[] },
+    Family {
+        name: "node_cpu_seconds_total",
+        labels: &["cpu", "mode"],
+        alone: &[],
+    },
+    Family {
+        name: "node_disk_",
+        labels: &["device"],
+        alone: &[],
+    },
+    Family {
+        name: "node_network_",
+        labels: &["device"],
+        alone: &[],
+    },
     // One series per mounted file system; a mount point names one on its own.
-    Family { name: "node_filesystem_", labels: &["device", "fstype", "mountpoint"], alone: &["mountpoint"] },
+    Family {
+        name: "node_filesystem_",
+        labels: &["device", "fstype", "mountpoint"],
+        alone: &["mountpoint"],
+    },
     // One series per process; a pid names one on its own.
-    Family { name: "sonar_process_", labels: &["pid", "process"], alone: &["pid"] },
-    Family { name: "sonar_build_info", labels: &["revision", "version"], alone: &[] },
-    Family { name: "metric_writes", labels: &["reason", "result", "writer"], alone: &[] },
+    Family {
+        name: "sonar_process_",
+        labels: &["pid", "process"],
+        alone: &["pid"],
+    },
+    Family {
+        name: "sonar_build_info",
+        labels: &["revision", "version"],
+        alone: &[],
+    },
+    Family {
+        name: "metric_writes",
+        labels: &["reason", "result", "writer"],
+        alone: &[],
+    },
 ];
 
 /// The per-instance description of `name`, if do-agent exposes it with one.
@@ -44,12 +72,17 @@ pub(super) fn per_instance(name: &str) -> Option<&'static Family> {
 impl Family {
     /// Whether labels pinned with `=` single out one series of this family.
     pub fn pinned_by(&self, pinned: &[&str]) -> bool {
-        self.alone.iter().any(|l| pinned.contains(l)) || self.labels.iter().all(|l| pinned.contains(l))
+        self.alone.iter().any(|l| pinned.contains(l))
+            || self.labels.iter().all(|l| pinned.contains(l))
     }
 
     /// The labels still to pin, for the message.
     pub fn missing<'a>(&'a self, pinned: &[&str]) -> Vec<&'a str> {
-        self.labels.iter().copied().filter(|l| !pinned.contains(l)).collect()
+        self.labels
+            .iter()
+            .copied()
+            .filter(|l| !pinned.contains(l))
+            .collect()
     }
 }
 
@@ -75,8 +108,12 @@ mod tests {
             }
             let text = std::fs::read_to_string(&path).unwrap();
             // family → label name → distinct values
-            let mut fams: BTreeMap<String, (usize, BTreeMap<String, BTreeSet<String>>)> = BTreeMap::new();
-            for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+            let mut fams: BTreeMap<String, (usize, BTreeMap<String, BTreeSet<String>>)> =
+                BTreeMap::new();
+            for line in text
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            {
                 let series = line.rsplit_once(' ').unwrap().0;
                 let (name, labels) = crate::series::parse(series).unwrap();
                 let entry = fams.entry(name.to_string()).or_default();
@@ -89,11 +126,18 @@ mod tests {
                 if count < 2 {
                     continue;
                 }
-                let fam = per_instance(&name)
-                    .unwrap_or_else(|| panic!("{}: {name} has {count} series: add it to PER_INSTANCE", path.display()));
+                let fam = per_instance(&name).unwrap_or_else(|| {
+                    panic!(
+                        "{}: {name} has {count} series: add it to PER_INSTANCE",
+                        path.display()
+                    )
+                });
                 for (label, values) in labels {
                     if values.len() > 1 {
-                        assert!(fam.labels.contains(&label.as_str()), "{name}: label {label} varies: add it");
+                        assert!(
+                            fam.labels.contains(&label.as_str()),
+                            "{name}: label {label} varies: add it"
+                        );
                     }
                 }
                 checked += 1;

@@ -57,7 +57,14 @@ pub(super) fn lex(src: &str) -> Vec<Tok> {
         let c = src[i..].chars().next().expect("in bounds");
         let start = i;
         let nested = braces > 0 || brackets > 0;
-        let push = |out: &mut Vec<Tok>, kind, end| out.push(Tok { kind, start, end, nested });
+        let push = |out: &mut Vec<Tok>, kind, end| {
+            out.push(Tok {
+                kind,
+                start,
+                end,
+                nested,
+            })
+        };
         if c.is_whitespace() {
             i += c.len_utf8();
             continue;
@@ -85,9 +92,11 @@ pub(super) fn lex(src: &str) -> Vec<Tok> {
             let mut j = i + 1;
             while j < b.len() {
                 let d = b[j] as char;
-                if d.is_ascii_alphanumeric() || d == '.' || d == '_' {
-                    j += 1;
-                } else if (d == '+' || d == '-') && matches!(b[j - 1], b'e' | b'E') && !src[i..].starts_with("0x") {
+                // Digits, letters (hex, durations, exponents), and the sign of an exponent.
+                let exponent_sign = (d == '+' || d == '-')
+                    && matches!(b[j - 1], b'e' | b'E')
+                    && !src[i..].starts_with("0x");
+                if d.is_ascii_alphanumeric() || d == '.' || d == '_' || exponent_sign {
                     j += 1;
                 } else {
                     break;
@@ -139,8 +148,17 @@ pub(super) fn lex(src: &str) -> Vec<Tok> {
             _ => {}
         }
         // `}` and `]` close the nested part: they belong to the outer level.
-        let nested = if matches!(c, '}' | ']') { braces > 0 || brackets > 0 } else { nested };
-        out.push(Tok { kind, start, end: i + c.len_utf8(), nested });
+        let nested = if matches!(c, '}' | ']') {
+            braces > 0 || brackets > 0
+        } else {
+            nested
+        };
+        out.push(Tok {
+            kind,
+            start,
+            end: i + c.len_utf8(),
+            nested,
+        });
         i += c.len_utf8();
     }
     out
@@ -148,26 +166,44 @@ pub(super) fn lex(src: &str) -> Vec<Tok> {
 
 const BINARY_WORDS: &[&str] = &["and", "or", "unless", "atan2"];
 const AGGREGATORS: &[&str] = &[
-    "sum", "avg", "count", "min", "max", "group", "stddev", "stdvar", "topk", "bottomk",
-    "count_values", "quantile", "limitk", "limit_ratio",
+    "sum",
+    "avg",
+    "count",
+    "min",
+    "max",
+    "group",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "count_values",
+    "quantile",
+    "limitk",
+    "limit_ratio",
 ];
 
 fn is_binary_op(src: &str, t: &Tok) -> bool {
     match t.kind {
         Kind::Op => !matches!(t.text(src), "=" | "=~" | "!~" | "@"),
-        Kind::Ident => BINARY_WORDS.iter().any(|w| t.text(src).eq_ignore_ascii_case(w)),
+        Kind::Ident => BINARY_WORDS
+            .iter()
+            .any(|w| t.text(src).eq_ignore_ascii_case(w)),
         _ => false,
     }
 }
 
 fn is_word(src: &str, t: Option<&Tok>, words: &[&str]) -> bool {
-    t.is_some_and(|t| t.kind == Kind::Ident && words.iter().any(|w| t.text(src).eq_ignore_ascii_case(w)))
+    t.is_some_and(|t| {
+        t.kind == Kind::Ident && words.iter().any(|w| t.text(src).eq_ignore_ascii_case(w))
+    })
 }
 
 /// Index after the token closing the group opened at `open` (`(`, `{` or `[`), or `None`
 /// when it is never closed.
 fn skip_group(toks: &[Tok], open: usize) -> Option<usize> {
-    let Kind::Open(o) = toks[open].kind else { return Some(open + 1) };
+    let Kind::Open(o) = toks[open].kind else {
+        return Some(open + 1);
+    };
     let close = match o {
         '(' => ')',
         '{' => '}',
@@ -219,12 +255,21 @@ pub(super) fn syntax_error(src: &str, toks: &[Tok]) -> Option<(usize, String)> {
                     want_operand = false;
                     i += 1;
                 }
-                Kind::Ident if BINARY_WORDS.iter().any(|w| t.text(src).eq_ignore_ascii_case(w)) => {
-                    return Some((t.start, format!("unexpected {}: {OPERAND}", describe(src, t))));
+                Kind::Ident
+                    if BINARY_WORDS
+                        .iter()
+                        .any(|w| t.text(src).eq_ignore_ascii_case(w)) =>
+                {
+                    return Some((
+                        t.start,
+                        format!("unexpected {}: {OPERAND}", describe(src, t)),
+                    ));
                 }
                 Kind::Ident => {
                     let mut j = i + 1;
-                    let is_agg = AGGREGATORS.iter().any(|a| t.text(src).eq_ignore_ascii_case(a));
+                    let is_agg = AGGREGATORS
+                        .iter()
+                        .any(|a| t.text(src).eq_ignore_ascii_case(a));
                     if is_agg && is_word(src, toks.get(j), &["by", "without"]) {
                         // `sum by (a) (x)`
                         j += 1;
@@ -262,13 +307,22 @@ pub(super) fn syntax_error(src: &str, toks: &[Tok]) -> Option<(usize, String)> {
                     i += 1;
                 }
                 Kind::Op if matches!(t.text(src), "+" | "-") => i += 1,
-                Kind::Close(')') if i > 0 && toks[i - 1].kind == Kind::Open('(') && parens.last().is_some_and(|p| p.1) => {
+                Kind::Close(')')
+                    if i > 0
+                        && toks[i - 1].kind == Kind::Open('(')
+                        && parens.last().is_some_and(|p| p.1) =>
+                {
                     // An empty argument list: `time()`.
                     parens.pop();
                     want_operand = false;
                     i += 1;
                 }
-                _ => return Some((t.start, format!("unexpected {}: {OPERAND}", describe(src, t)))),
+                _ => {
+                    return Some((
+                        t.start,
+                        format!("unexpected {}: {OPERAND}", describe(src, t)),
+                    ))
+                }
             }
         } else {
             match t.kind {
@@ -330,7 +384,10 @@ pub(super) fn syntax_error(src: &str, toks: &[Tok]) -> Option<(usize, String)> {
                     i += 1;
                 }
                 _ => {
-                    return Some((t.start, format!("unexpected {}: {OPERATOR}", describe(src, t))));
+                    return Some((
+                        t.start,
+                        format!("unexpected {}: {OPERATOR}", describe(src, t)),
+                    ));
                 }
             }
         }
@@ -340,8 +397,14 @@ pub(super) fn syntax_error(src: &str, toks: &[Tok]) -> Option<(usize, String)> {
     }
     if want_operand {
         let end = toks.last().map(|t| t.end).unwrap_or(0);
-        let after = toks.last().map(|t| format!(" after {}", describe(src, t))).unwrap_or_default();
-        return Some((end, format!("the expression ends too early{after}: {OPERAND}")));
+        let after = toks
+            .last()
+            .map(|t| format!(" after {}", describe(src, t)))
+            .unwrap_or_default();
+        return Some((
+            end,
+            format!("the expression ends too early{after}: {OPERAND}"),
+        ));
     }
     None
 }
@@ -372,7 +435,11 @@ mod tests {
     fn nested_tokens_are_marked() {
         let src = "rate(x{a=\"b\"}[5m])";
         let toks = lex(src);
-        let nested: Vec<&str> = toks.iter().filter(|t| t.nested).map(|t| t.text(src)).collect();
+        let nested: Vec<&str> = toks
+            .iter()
+            .filter(|t| t.nested)
+            .map(|t| t.text(src))
+            .collect();
         assert_eq!(nested, vec!["a", "=", "\"b\"", "5m"]);
     }
 }

@@ -6,19 +6,30 @@ fn map(items: &[(&str, f64)]) -> SeriesMap {
 }
 
 fn at(ms: i64, s: &SeriesMap) -> Sample<'_> {
-    Sample { at_ms: ms, series: s }
+    Sample {
+        at_ms: ms,
+        series: s,
+    }
 }
 
 fn ev(expr: &str, s: &SeriesMap) -> Result<f64, NoData> {
-    parse(expr).unwrap_or_else(|e| panic!("{e}")).eval(at(0, s), None)
+    parse(expr)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .eval(at(0, s), None)
 }
 
 /// A do-agent fixture as a droplet's series map.
 fn fixture(name: &str) -> SeriesMap {
-    let path = format!("{}/../shared/fixtures/do-agent/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../shared/fixtures/do-agent/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut out = SeriesMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let (k, v) = line.rsplit_once(' ').unwrap();
         let (name, labels) = series::parse(k).unwrap();
         let key = series::key(name, labels.iter().map(|(a, b)| (a.as_str(), b.as_str())));
@@ -28,7 +39,11 @@ fn fixture(name: &str) -> SeriesMap {
 }
 
 fn fixtures_present() -> bool {
-    std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/do-agent")).is_dir()
+    std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/do-agent"
+    ))
+    .is_dir()
 }
 
 #[test]
@@ -64,44 +79,111 @@ fn refuses_what_it_does_not_evaluate_naming_it() {
         ("(node_load1 + 2", "never closed", 0),
         ("node_load1 +", "ends too early", 12),
         ("", "empty", 0),
-        ("irate(node_cpu_seconds_total[5m])", "function `irate` is not supported: use rate or increase", 0),
+        (
+            "irate(node_cpu_seconds_total[5m])",
+            "function `irate` is not supported: use rate or increase",
+            0,
+        ),
         ("2 * abs(node_load1)", "function `abs` is not supported", 4),
         ("node_load1 offset 5m", "`offset` is not supported", 11),
-        ("node_load1 @ 1700000000", "`@` modifier is not supported", 11),
+        (
+            "node_load1 @ 1700000000",
+            "`@` modifier is not supported",
+            11,
+        ),
         ("sum by (cpu) (node_load1)", "`by` is not supported", 4),
-        ("sum(node_load1) without (cpu)", "`without` is not supported", 16),
-        ("max_over_time(node_load1[5m:1m])", "function `max_over_time`", 0),
+        (
+            "sum(node_load1) without (cpu)",
+            "`without` is not supported",
+            16,
+        ),
+        (
+            "max_over_time(node_load1[5m:1m])",
+            "function `max_over_time`",
+            0,
+        ),
         ("rate(node_load1[5m:1m])", "subqueries", 18),
         ("node_load1[5m:1m]", "subqueries", 13),
         ("node_load1 > 2", "comparison operator `>`", 11),
         ("node_load1 == bool 2", "comparison operator `==`", 11),
         ("node_load1 and node_load5", "set operator `and`", 11),
-        ("node_load1 ^ 2", "operator `^` is not supported: use + - * /", 11),
+        (
+            "node_load1 ^ 2",
+            "operator `^` is not supported: use + - * /",
+            11,
+        ),
         ("node_load1 % 2", "operator `%`", 11),
-        ("node_load1[5m]", "only allowed inside rate(...) or increase(...)", 10),
-        ("node_load1 + node_load5[5m]", "not a valid PromQL expression", 0),
-        (r#"1 - rate(node_cpu_seconds_total{mode="idle"}[5m])"#, "avg(rate(", 9),
+        (
+            "node_load1[5m]",
+            "only allowed inside rate(...) or increase(...)",
+            10,
+        ),
+        (
+            "node_load1 + node_load5[5m]",
+            "not a valid PromQL expression",
+            0,
+        ),
+        (
+            r#"1 - rate(node_cpu_seconds_total{mode="idle"}[5m])"#,
+            "avg(rate(",
+            9,
+        ),
         (r#""text""#, "string literals", 0),
-        ("topk(3, node_load1)", "aggregation `topk` is not supported", 0),
+        (
+            "topk(3, node_load1)",
+            "aggregation `topk` is not supported",
+            0,
+        ),
         ("stddev(node_load1)", "aggregation `stddev`", 0),
-        ("node_load1 + on(x) node_load5", "vector matching modifiers", 13),
-        (r#"node_load1{a="1" or b="2"}"#, "`or` between label matchers", 0),
+        (
+            "node_load1 + on(x) node_load5",
+            "vector matching modifiers",
+            13,
+        ),
+        (
+            r#"node_load1{a="1" or b="2"}"#,
+            "`or` between label matchers",
+            0,
+        ),
         (r#"{job="x"}"#, "must name one metric", 0),
         (r#"{__name__=~"node_.*"}"#, "must name one metric", 0),
         (r#"node_load1{a=~"("}"#, "not a valid PromQL expression", 0),
         // Several series per droplet outside an aggregation.
-        (r#"node_cpu_seconds_total{mode="idle"}"#, "pin cpu with `=`", 0),
-        (r#"1 - rate(node_cpu_seconds_total{mode="idle"}[5m])"#, "wrap it in sum/avg/min/max/count", 9),
-        ("node_load1 + node_disk_read_bytes_total", "one per device", 13),
-        (r#"node_network_receive_bytes_total{device=~"eth0"}"#, "pin device", 0),
-        (r#"node_filesystem_free_bytes{fstype="ext4"}"#, "pin device, mountpoint", 0),
+        (
+            r#"node_cpu_seconds_total{mode="idle"}"#,
+            "pin cpu with `=`",
+            0,
+        ),
+        (
+            r#"1 - rate(node_cpu_seconds_total{mode="idle"}[5m])"#,
+            "wrap it in sum/avg/min/max/count",
+            9,
+        ),
+        (
+            "node_load1 + node_disk_read_bytes_total",
+            "one per device",
+            13,
+        ),
+        (
+            r#"node_network_receive_bytes_total{device=~"eth0"}"#,
+            "pin device",
+            0,
+        ),
+        (
+            r#"node_filesystem_free_bytes{fstype="ext4"}"#,
+            "pin device, mountpoint",
+            0,
+        ),
         ("sonar_process_cpu_time_seconds", "one per pid, process", 0),
     ];
     for (text, want, offset) in cases {
         let e = parse(text).expect_err(text);
         assert!(e.msg.contains(want), "{text}: {e}");
         assert_eq!(e.offset(), *offset, "{text}: offset of {e}");
-        assert!(e.to_string().contains(&format!("`{text}`")), "the message quotes the expression: {e}");
+        assert!(
+            e.to_string().contains(&format!("`{text}`")),
+            "the message quotes the expression: {e}"
+        );
     }
 }
 
@@ -121,7 +203,10 @@ fn selectors_and_matchers() {
     assert_eq!(ev(r#"sum(m{dev=~"eth.*"})"#, &s), Ok(3.0));
     // Fully anchored, alternations included.
     assert_eq!(ev(r#"sum(m{dev=~"eth0|lo"})"#, &s), Ok(13.0));
-    assert_eq!(ev(r#"sum(m{dev=~"th"})"#, &s).unwrap_err().0, r#"no series matches `m{dev=~"th"}`"#);
+    assert_eq!(
+        ev(r#"sum(m{dev=~"th"})"#, &s).unwrap_err().0,
+        r#"no series matches `m{dev=~"th"}`"#
+    );
     assert_eq!(ev(r#"sum(m{dev!~"eth.*"})"#, &s), Ok(12.0));
     assert_eq!(ev(r#"sum(m{dev!="lo"})"#, &s), Ok(3.0));
     // An absent label reads as "".
@@ -135,26 +220,37 @@ fn selectors_and_matchers() {
     assert_eq!(ev(r#"{__name__="node_load1"}"#, &s), Ok(1.5));
     let e = ev("m", &s).unwrap_err().0;
     assert_eq!(e, "`m` matches 4 series; wrap it in sum/avg/min/max/count");
-    assert_eq!(ev("node_load5", &s).unwrap_err().0, "no series matches `node_load5`");
+    assert_eq!(
+        ev("node_load5", &s).unwrap_err().0,
+        "no series matches `node_load5`"
+    );
 }
 
 #[test]
 fn escaped_label_values() {
     let key = series::key("m", [("path", "a,b=\"c\"}\\")]);
-    let s: SeriesMap = [(key, 3.0), (series::key("m", [("path", "plain")]), 4.0)].into_iter().collect();
+    let s: SeriesMap = [(key, 3.0), (series::key("m", [("path", "plain")]), 4.0)]
+        .into_iter()
+        .collect();
     assert_eq!(ev(r#"m{path="a,b=\"c\"}\\"}"#, &s), Ok(3.0));
     assert_eq!(ev(r#"m{path="plain"}"#, &s), Ok(4.0));
     assert_eq!(ev(r#"m{path='pl\x61in'}"#, &s), Ok(4.0));
     // `"p\\w+"` is the regex `p\w+` once unescaped, as in Prometheus.
     assert_eq!(ev(r#"m{path=~"p\\w+"}"#, &s), Ok(4.0));
-    assert_eq!(ev(r#"m{path=~"p\\d+"}"#, &s).unwrap_err().0, r#"no series matches `m{path=~"p\\d+"}`"#);
+    assert_eq!(
+        ev(r#"m{path=~"p\\d+"}"#, &s).unwrap_err().0,
+        r#"no series matches `m{path=~"p\\d+"}`"#
+    );
     assert_eq!(ev(r#"m{path=~"pl\x61\\w+"}"#, &s), Ok(4.0));
     assert_eq!(ev(r#"m{path=~`pl.+`}"#, &s), Ok(4.0));
 }
 
 #[test]
 fn unescapes_like_promql() {
-    assert_eq!(unescape(r#"a\"b\\c\n\x41\u00e9\101"#, '"').unwrap(), "a\"b\\c\nAé A".replace(' ', ""));
+    assert_eq!(
+        unescape(r#"a\"b\\c\n\x41\u00e9\101"#, '"').unwrap(),
+        "a\"b\\c\nAé A".replace(' ', "")
+    );
     assert_eq!(unescape(r"a\b", '`').unwrap(), r"a\b");
     assert!(unescape(r"\q", '"').is_err());
 }
@@ -183,9 +279,15 @@ fn arithmetic_and_vector_matching() {
     // An aggregate has no labels: it matches a series without labels.
     assert_eq!(ev("sum(rx) / free", &s), Ok(30.0));
     let e = ev(r#"rx{device="eth0"} + free"#, &s).unwrap_err().0;
-    assert!(e.contains("no series on both sides with the same labels"), "{e}");
+    assert!(
+        e.contains("no series on both sides with the same labels"),
+        "{e}"
+    );
     // Division by zero is no data, not infinity.
-    assert!(ev("free / 0", &s).unwrap_err().0.contains("division by zero"));
+    assert!(ev("free / 0", &s)
+        .unwrap_err()
+        .0
+        .contains("division by zero"));
     assert!(ev("(free - free) / (free - free)", &s).is_err());
 }
 
@@ -204,7 +306,11 @@ fn rate_and_increase_use_the_previous_scrape() {
         (r#"c{cpu="0",mode="user"}"#, 53.0),
         ("bytes", 400.0), // reset: counts from zero
     ]);
-    let e = |t: &str, gap_ms: i64| parse(t).unwrap().eval(at(100_000 + gap_ms, &cur), Some(at(100_000, &prev)));
+    let e = |t: &str, gap_ms: i64| {
+        parse(t)
+            .unwrap()
+            .eval(at(100_000 + gap_ms, &cur), Some(at(100_000, &prev)))
+    };
     assert_eq!(e(r#"avg(rate(c{mode="idle"}[5m]))"#, 10_000), Ok(0.75));
     assert_eq!(e(r#"1 - avg(rate(c{mode="idle"}[5m]))"#, 10_000), Ok(0.25));
     assert_eq!(e(r#"sum(increase(c{mode="idle"}[5m]))"#, 10_000), Ok(15.0));
@@ -214,24 +320,36 @@ fn rate_and_increase_use_the_previous_scrape() {
     // The range is the longest gap allowed between the two scrapes.
     assert_eq!(e("rate(bytes[5m])", 300_000), Ok(400.0 / 300.0));
     let too_old = e("rate(bytes[5m])", 301_000).unwrap_err().0;
-    assert!(too_old.starts_with("no previous scrape within 5m"), "{too_old}");
+    assert!(
+        too_old.starts_with("no previous scrape within 5m"),
+        "{too_old}"
+    );
     assert!(e("rate(bytes[5m])", 0).is_err());
     // No previous scrape: no data, never zero.
     let none = parse("rate(bytes[5m])").unwrap().eval(at(0, &cur), None);
     assert_eq!(none, Err(NoData("no previous scrape within 5m".into())));
     // Several series left unaggregated.
     let many = e(r#"rate(c{mode="idle"}[5m]) * 2"#, 10_000).unwrap_err().0;
-    assert!(many.contains("matches 2 series; wrap it in sum/avg/min/max/count"), "{many}");
+    assert!(
+        many.contains("matches 2 series; wrap it in sum/avg/min/max/count"),
+        "{many}"
+    );
     // Only in the current scrape.
     let p2 = map(&[("other", 1.0)]);
-    let r = parse("rate(bytes[5m])").unwrap().eval(at(10_000, &cur), Some(at(0, &p2)));
+    let r = parse("rate(bytes[5m])")
+        .unwrap()
+        .eval(at(10_000, &cur), Some(at(0, &p2)));
     assert!(r.unwrap_err().0.contains("not in the previous scrape"));
 }
 
 #[test]
 fn names_and_wants() {
-    let x = parse(r#"1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m])) + node_load1"#).unwrap();
-    assert_eq!(x.metric_names().into_iter().collect::<Vec<_>>(), vec!["node_cpu_seconds_total", "node_load1"]);
+    let x =
+        parse(r#"1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m])) + node_load1"#).unwrap();
+    assert_eq!(
+        x.metric_names().into_iter().collect::<Vec<_>>(),
+        vec!["node_cpu_seconds_total", "node_load1"]
+    );
     assert!(x.wants("node_cpu_seconds_total", &[("cpu", "0"), ("mode", "idle")]));
     assert!(!x.wants("node_cpu_seconds_total", &[("cpu", "0"), ("mode", "user")]));
     assert!(x.wants("node_load1", &[]));
@@ -239,7 +357,10 @@ fn names_and_wants() {
     let r = parse(r#"sum(node_disk_read_bytes_total{device=~"vd.*"})"#).unwrap();
     assert!(r.wants("node_disk_read_bytes_total", &[("device", "vda")]));
     assert!(!r.wants("node_disk_read_bytes_total", &[("device", "sda")]));
-    assert_eq!(x.text(), r#"1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m])) + node_load1"#);
+    assert_eq!(
+        x.text(),
+        r#"1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m])) + node_load1"#
+    );
 }
 
 #[test]
@@ -248,17 +369,39 @@ fn on_the_do_agent_fixtures() {
         return;
     }
     let s = fixture("droplet-4vcpu.prom");
-    let mem = ev("node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes", &s).unwrap();
+    let mem = ev(
+        "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes",
+        &s,
+    )
+    .unwrap();
     assert!((mem - 6.014066688e9 / 8.334569472e9).abs() < 1e-12);
-    assert_eq!(ev(r#"count(node_cpu_seconds_total{mode="idle"})"#, &s), Ok(4.0));
+    assert_eq!(
+        ev(r#"count(node_cpu_seconds_total{mode="idle"})"#, &s),
+        Ok(4.0)
+    );
     assert_eq!(ev("node_load1", &s), Ok(1.52));
-    let fs = ev(r#"node_filesystem_free_bytes{mountpoint="/"} / node_filesystem_size_bytes{mountpoint="/"}"#, &s);
+    let fs = ev(
+        r#"node_filesystem_free_bytes{mountpoint="/"} / node_filesystem_size_bytes{mountpoint="/"}"#,
+        &s,
+    );
     assert!((fs.unwrap() - 1.41345431552e11 / 1.65898727424e11).abs() < 1e-12);
-    assert_eq!(ev(r#"node_network_receive_bytes_total{device="eth1"}"#, &s), Ok(4.56789012e8));
+    assert_eq!(
+        ev(r#"node_network_receive_bytes_total{device="eth1"}"#, &s),
+        Ok(4.56789012e8)
+    );
     // A later scrape of the same droplet: every idle counter 8 s further over 10 s.
     let later: SeriesMap = s
         .iter()
-        .map(|(k, v)| (k.clone(), if k.contains("mode=\"idle\"") { v + 8.0 } else { v + 2.0 }))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                if k.contains("mode=\"idle\"") {
+                    v + 8.0
+                } else {
+                    v + 2.0
+                },
+            )
+        })
         .collect();
     let cpu = parse(r#"1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m]))"#).unwrap();
     let busy = cpu.eval(at(10_000, &later), Some(at(0, &s))).unwrap();
@@ -281,10 +424,10 @@ fn label_value_reads_keys_in_place() {
 #[test]
 fn durations_read_well() {
     use std::time::Duration;
-    assert_eq!(crate_duration(Duration::from_secs(300)), "5m");
-    assert_eq!(crate_duration(Duration::from_secs(133)), "2m13s");
-    assert_eq!(crate_duration(Duration::from_secs(3600)), "1h");
-    assert_eq!(crate_duration(Duration::from_millis(400)), "0s");
+    assert_eq!(human_duration(Duration::from_secs(300)), "5m");
+    assert_eq!(human_duration(Duration::from_secs(133)), "2m13s");
+    assert_eq!(human_duration(Duration::from_secs(3600)), "1h");
+    assert_eq!(human_duration(Duration::from_millis(400)), "0s");
 }
 
 mod props {

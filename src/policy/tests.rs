@@ -10,7 +10,10 @@ fn t0() -> DateTime<Utc> {
 
 fn group(extra: &str) -> Group {
     let text = format!("[[group]]\nname = \"web\"\ntag = \"web\"\nmin = 1\nmax = 10\n{extra}");
-    config::parse(Path::new("/etc/doscale/t.toml"), &text).unwrap_or_else(|e| panic!("{e}")).groups.remove(0)
+    config::parse(Path::new("/etc/doscale/t.toml"), &text)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .groups
+        .remove(0)
 }
 
 fn series(items: &[(&str, f64)]) -> SeriesMap {
@@ -32,7 +35,12 @@ fn active(id: u64, items: &[(&str, f64)]) -> ScrapedDroplet {
 }
 
 fn scrape(at: DateTime<Utc>, droplets: Vec<ScrapedDroplet>) -> Scrape {
-    Scrape { at, droplets, bad_lines: 0, bad_line_example: None }
+    Scrape {
+        at,
+        droplets,
+        bad_lines: 0,
+        bad_line_example: None,
+    }
 }
 
 const LOAD_POLICY: &str = r#"
@@ -70,8 +78,11 @@ fn who_is_evaluated_and_why_not() {
     let e = evaluate_group(&g, &cur, None, t0());
     assert_eq!(e.size, 4, "new and active count toward size");
     assert_eq!(e.evaluated, 1);
-    let why: Vec<(u64, bool, Option<&str>)> =
-        e.droplets.iter().map(|d| (d.id, d.evaluated, d.reason.as_deref())).collect();
+    let why: Vec<(u64, bool, Option<&str>)> = e
+        .droplets
+        .iter()
+        .map(|d| (d.id, d.evaluated, d.reason.as_deref()))
+        .collect();
     assert_eq!(
         why,
         vec![
@@ -85,12 +96,28 @@ fn who_is_evaluated_and_why_not() {
     assert_eq!(e.droplets[0].load1, Some(1.25));
     assert_eq!(e.droplets[3].load1, None);
     // Eligible: active and out of warmup (1 and 3); reporting: of those, scraped (1).
-    assert_eq!(e.reporting, Reporting { eligible: 2, reporting: 1, required: 1.0, ok: false });
+    assert_eq!(
+        e.reporting,
+        Reporting {
+            eligible: 2,
+            reporting: 1,
+            required: 1.0,
+            ok: false
+        }
+    );
     let half = evaluate_group(&group("min_reporting = 0.5\n"), &cur, None, t0());
     assert!(half.reporting.ok);
     // Nobody eligible: not ok.
     let none = evaluate_group(&g, &scrape(t0(), vec![]), None, t0());
-    assert_eq!(none.reporting, Reporting { eligible: 0, reporting: 0, required: 1.0, ok: false });
+    assert_eq!(
+        none.reporting,
+        Reporting {
+            eligible: 0,
+            reporting: 0,
+            required: 1.0,
+            ok: false
+        }
+    );
     assert_eq!((none.size, none.evaluated), (0, 0));
 }
 
@@ -107,19 +134,33 @@ fn conditions_per_droplet_and_over_the_group() {
     );
     let e = evaluate_group(&g, &cur, None, t0());
     let hot = &e.policies[0];
-    assert_eq!((hot.name.as_str(), hot.scale, hot.step, hot.match_), ("hot", Scale::Up, 1, Match::All));
+    assert_eq!(
+        (hot.name.as_str(), hot.scale, hot.step, hot.match_),
+        ("hot", Scale::Up, 1, Match::All)
+    );
     let load1 = &hot.conditions[0];
-    assert_eq!(load1.value, Some(2.5), "mean over the droplets that have a value");
+    assert_eq!(
+        load1.value,
+        Some(2.5),
+        "mean over the droplets that have a value"
+    );
     assert!(load1.satisfied);
     assert_eq!(load1.function, "mean");
     assert_eq!((load1.op.as_str(), load1.threshold), (">=", 2.0));
     assert_eq!(load1.expr, "node_load1");
     assert_eq!(
         load1.per_droplet,
-        BTreeMap::from([("1".to_string(), Some(3.0)), ("2".to_string(), Some(2.0)), ("3".to_string(), None)])
+        BTreeMap::from([
+            ("1".to_string(), Some(3.0)),
+            ("2".to_string(), Some(2.0)),
+            ("3".to_string(), None)
+        ])
     );
     let why = load1.no_data.as_deref().unwrap();
-    assert_eq!(why, "1 of 3 droplets have no value: no series matches `node_load1` (3 web-3)");
+    assert_eq!(
+        why,
+        "1 of 3 droplets have no value: no series matches `node_load1` (3 web-3)"
+    );
     assert_eq!(hot.conditions[1].value, Some(1.5));
     assert!(hot.conditions[1].satisfied);
     assert!(hot.satisfied);
@@ -143,12 +184,19 @@ fn no_data_is_never_satisfied() {
         for c in &p.conditions {
             assert_eq!(c.value, None);
             assert!(!c.satisfied, "{} {} with no data", c.op, c.threshold);
-            assert!(c.no_data.as_deref().unwrap().contains("no droplet to evaluate"));
+            assert!(c
+                .no_data
+                .as_deref()
+                .unwrap()
+                .contains("no droplet to evaluate"));
             assert!(c.per_droplet.is_empty());
         }
     }
     let json = serde_json::to_value(&e).unwrap();
-    assert_eq!(json["policies"][0]["conditions"][0]["value"], serde_json::Value::Null);
+    assert_eq!(
+        json["policies"][0]["conditions"][0]["value"],
+        serde_json::Value::Null
+    );
     assert_eq!(json["policies"][0]["match"], "all");
 }
 
@@ -162,18 +210,45 @@ conditions = [ { name = "busy", expr = '1 - avg(rate(node_cpu_seconds_total{mode
 "#,
     );
     let idle = |id: u64, a: f64, b: f64| {
-        active(id, &[(r#"node_cpu_seconds_total{cpu="0",mode="idle"}"#, a), (r#"node_cpu_seconds_total{cpu="1",mode="idle"}"#, b)])
+        active(
+            id,
+            &[
+                (r#"node_cpu_seconds_total{cpu="0",mode="idle"}"#, a),
+                (r#"node_cpu_seconds_total{cpu="1",mode="idle"}"#, b),
+            ],
+        )
     };
-    let prev = scrape(t0(), vec![idle(1, 100.0, 100.0), idle(2, 100.0, 100.0), idle(9, 0.0, 0.0)]);
+    let prev = scrape(
+        t0(),
+        vec![
+            idle(1, 100.0, 100.0),
+            idle(2, 100.0, 100.0),
+            idle(9, 0.0, 0.0),
+        ],
+    );
     let later = t0() + chrono::Duration::seconds(10);
     // 1: 20% busy; 2: 90% busy; 3: new in this scrape (no previous one).
-    let cur = scrape(later, vec![idle(1, 108.0, 108.0), idle(2, 101.0, 101.0), idle(3, 5.0, 5.0)]);
+    let cur = scrape(
+        later,
+        vec![
+            idle(1, 108.0, 108.0),
+            idle(2, 101.0, 101.0),
+            idle(3, 5.0, 5.0),
+        ],
+    );
     let e = evaluate_group(&g, &cur, Some(&prev), later);
     let c = &e.policies[0].conditions[0];
     assert!((c.per_droplet["1"].unwrap() - 0.2).abs() < 1e-9);
     assert!((c.per_droplet["2"].unwrap() - 0.9).abs() < 1e-9);
     assert_eq!(c.per_droplet["3"], None);
-    assert!(c.no_data.as_deref().unwrap().contains("no previous scrape within 5m (3 web-3)"), "{:?}", c.no_data);
+    assert!(
+        c.no_data
+            .as_deref()
+            .unwrap()
+            .contains("no previous scrape within 5m (3 web-3)"),
+        "{:?}",
+        c.no_data
+    );
     assert!((c.value.unwrap() - 0.9).abs() < 1e-9);
     assert!(e.policies[0].satisfied);
     // A previous scrape that failed for a droplet does not serve its rates.
@@ -205,7 +280,14 @@ fn group_functions() {
     assert!((aggregate(Function::Percentile(90.0), &ten).unwrap() - 9.1).abs() < 1e-12);
     assert!((aggregate(Function::Percentile(99.0), &ten).unwrap() - 9.91).abs() < 1e-12);
     assert_eq!(aggregate(Function::Percentile(90.0), &[7.0]), Some(7.0));
-    for f in [Function::Min, Function::Max, Function::Sum, Function::Mean, Function::Median, Function::Percentile(90.0)] {
+    for f in [
+        Function::Min,
+        Function::Max,
+        Function::Sum,
+        Function::Mean,
+        Function::Median,
+        Function::Percentile(90.0),
+    ] {
         assert_eq!(aggregate(f, &[]), None);
     }
 }
@@ -217,13 +299,21 @@ fn target_group(value: f64, tolerance: f64) -> Group {
 }
 
 fn loads(loads: &[f64]) -> Vec<ScrapedDroplet> {
-    loads.iter().enumerate().map(|(i, l)| active(i as u64 + 1, &[("node_load1", *l)])).collect()
+    loads
+        .iter()
+        .enumerate()
+        .map(|(i, l)| active(i as u64 + 1, &[("node_load1", *l)]))
+        .collect()
 }
 
 #[test]
 fn target_tracking() {
     let g = target_group(0.6, 0.1);
-    let rec = |ds: Vec<ScrapedDroplet>| evaluate_group(&g, &scrape(t0(), ds), None, t0()).target.unwrap();
+    let rec = |ds: Vec<ScrapedDroplet>| {
+        evaluate_group(&g, &scrape(t0(), ds), None, t0())
+            .target
+            .unwrap()
+    };
     // 4 droplets at 0.9 against 0.6: ceil(4 × 1.5) = 6.
     let up = rec(loads(&[0.9, 0.9, 0.9, 0.9]));
     assert_eq!((up.ready, up.recommended), (4, 6));
@@ -236,7 +326,11 @@ fn target_tracking() {
     // Inside the band: the current size.
     let within = rec(loads(&[0.62, 0.64, 0.6, 0.58]));
     assert_eq!(within.recommended, 4);
-    assert!(within.reason.starts_with("within tolerance"), "{}", within.reason);
+    assert!(
+        within.reason.starts_with("within tolerance"),
+        "{}",
+        within.reason
+    );
     // Idle droplets: never below 1 while the group has members.
     assert_eq!(rec(loads(&[0.0, 0.0])).recommended, 1);
     // No data: the current size, and the reason says why.
@@ -244,8 +338,17 @@ fn target_tracking() {
     ds.iter_mut().for_each(|d| d.series.clear());
     let none = rec(ds);
     assert_eq!((none.aggregate, none.recommended), (None, 2));
-    assert!(none.reason.starts_with("no data: keeping the current size 2"), "{}", none.reason);
-    assert!(none.reason.contains("no series matches `node_load1`"), "{}", none.reason);
+    assert!(
+        none.reason
+            .starts_with("no data: keeping the current size 2"),
+        "{}",
+        none.reason
+    );
+    assert!(
+        none.reason.contains("no series matches `node_load1`"),
+        "{}",
+        none.reason
+    );
 }
 
 #[test]
@@ -257,16 +360,25 @@ fn target_tracking_does_not_move_against_the_measurement() {
     for d in ds.iter_mut().skip(4) {
         d.created_at = t0();
     }
-    let t = evaluate_group(&g, &scrape(t0(), ds), None, t0()).target.unwrap();
+    let t = evaluate_group(&g, &scrape(t0(), ds), None, t0())
+        .target
+        .unwrap();
     assert_eq!((t.ready, t.recommended), (4, 10));
-    assert!(t.reason.contains("6 of 10 droplets are not evaluated yet"), "{}", t.reason);
+    assert!(
+        t.reason.contains("6 of 10 droplets are not evaluated yet"),
+        "{}",
+        t.reason
+    );
 }
 
 #[test]
 fn load1_is_reported_per_droplet() {
     let g = group("");
     let e = evaluate_group(&g, &scrape(t0(), loads(&[0.5, 1.5])), None, t0());
-    assert_eq!(e.droplets.iter().map(|d| d.load1).collect::<Vec<_>>(), vec![Some(0.5), Some(1.5)]);
+    assert_eq!(
+        e.droplets.iter().map(|d| d.load1).collect::<Vec<_>>(),
+        vec![Some(0.5), Some(1.5)]
+    );
     assert!(e.policies.is_empty() && e.target.is_none());
     assert_eq!(e.at, t0());
     assert_eq!(e.name, "web");
@@ -287,12 +399,32 @@ fn example() -> Group {
 #[test]
 fn the_do_scaler_example_loads() {
     let g = example();
-    assert_eq!((g.name.as_str(), g.tag.as_str(), g.min, g.max), ("web", "web", 2, 8));
-    let shape: Vec<(&str, Scale, usize)> = g.policies.iter().map(|p| (p.name.as_str(), p.scale, p.conditions.len())).collect();
-    assert_eq!(shape, vec![("loadavg", Scale::Up, 3), ("mem_avail", Scale::Up, 1), ("down", Scale::Down, 4)]);
+    assert_eq!(
+        (g.name.as_str(), g.tag.as_str(), g.min, g.max),
+        ("web", "web", 2, 8)
+    );
+    let shape: Vec<(&str, Scale, usize)> = g
+        .policies
+        .iter()
+        .map(|p| (p.name.as_str(), p.scale, p.conditions.len()))
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            ("loadavg", Scale::Up, 3),
+            ("mem_avail", Scale::Up, 1),
+            ("down", Scale::Down, 4)
+        ]
+    );
     let mem = &g.policies[1].conditions[0];
-    assert_eq!(mem.expr.text(), "node_memory_MemFree_bytes + node_memory_Cached_bytes");
-    assert_eq!((mem.function, mem.op, mem.threshold), (Function::Mean, Op::Le, 2068099072.0));
+    assert_eq!(
+        mem.expr.text(),
+        "node_memory_MemFree_bytes + node_memory_Cached_bytes"
+    );
+    assert_eq!(
+        (mem.function, mem.op, mem.threshold),
+        (Function::Mean, Op::Le, 2068099072.0)
+    );
     assert_eq!(g.policies[2].conditions[0].function, Function::Min);
     assert_eq!(g.policies[2].conditions[1].function, Function::Max);
 }
@@ -326,14 +458,34 @@ mod do_scaler {
             (
                 "loadavg",
                 "all",
-                vec![load("load1", "mean", ">=", "2"), load("load5", "mean", ">=", "2"), load("load15", "mean", ">=", "2")],
+                vec![
+                    load("load1", "mean", ">=", "2"),
+                    load("load5", "mean", ">=", "2"),
+                    load("load15", "mean", ">=", "2"),
+                ],
             ),
-            ("mem_avail", "all", vec![Cond { samples: MEM, reducer: '+', function: "mean", operator: "<=", threshold: "2068099072.0" }]),
+            (
+                "mem_avail",
+                "all",
+                vec![Cond {
+                    samples: MEM,
+                    reducer: '+',
+                    function: "mean",
+                    operator: "<=",
+                    threshold: "2068099072.0",
+                }],
+            ),
             (
                 "down",
                 "all",
                 vec![
-                    Cond { samples: MEM, reducer: '+', function: "min", operator: ">=", threshold: "3102148608.0" },
+                    Cond {
+                        samples: MEM,
+                        reducer: '+',
+                        function: "min",
+                        operator: ">=",
+                        threshold: "3102148608.0",
+                    },
                     load("load1", "max", "<=", "0.5"),
                     load("load5", "max", "<=", "0.5"),
                     load("load15", "max", "<=", "0.5"),
@@ -388,9 +540,18 @@ mod do_scaler {
         let results = conds.iter().map(|c| {
             let values: Vec<f64> = droplets
                 .iter()
-                .map(|d| reduce(c.reducer, &c.samples.iter().map(|s| d[s]).collect::<Vec<_>>()))
+                .map(|d| {
+                    reduce(
+                        c.reducer,
+                        &c.samples.iter().map(|s| d[s]).collect::<Vec<_>>(),
+                    )
+                })
                 .collect();
-            compare(c.operator, function(c.function, &values), c.threshold.parse().unwrap())
+            compare(
+                c.operator,
+                function(c.function, &values),
+                c.threshold.parse().unwrap(),
+            )
         });
         let results: Vec<bool> = results.collect();
         if m == "all" {
@@ -412,7 +573,8 @@ mod props {
     fn droplet() -> impl Strategy<Value = [f64; 5]> {
         let load = (0u32..=16).prop_map(|q| q as f64 / 4.0);
         let mib = (0u64..=4096).prop_map(|m| (m * 1_048_576) as f64);
-        (load.clone(), load.clone(), load, mib.clone(), mib).prop_map(|(a, b, c, d, e)| [a, b, c, d, e])
+        (load.clone(), load.clone(), load, mib.clone(), mib)
+            .prop_map(|(a, b, c, d, e)| [a, b, c, d, e])
     }
 
     proptest! {
@@ -466,12 +628,21 @@ conditions = [
                     ("node_load1".into(), (id % 7) as f64 * k),
                     ("node_memory_MemAvailable_bytes".into(), 1e9 + id as f64),
                     ("node_memory_MemTotal_bytes".into(), 4e9),
-                    (r#"node_network_receive_bytes_total{device="eth0"}"#.into(), 1e6 * k + id as f64),
-                    (r#"node_network_receive_bytes_total{device="eth1"}"#.into(), 1e6 * k),
+                    (
+                        r#"node_network_receive_bytes_total{device="eth0"}"#.into(),
+                        1e6 * k + id as f64,
+                    ),
+                    (
+                        r#"node_network_receive_bytes_total{device="eth1"}"#.into(),
+                        1e6 * k,
+                    ),
                 ];
                 for cpu in 0..4 {
                     for mode in ["idle", "user", "system"] {
-                        items.push((format!("node_cpu_seconds_total{{cpu=\"{cpu}\",mode=\"{mode}\"}}"), 1000.0 * k + cpu as f64));
+                        items.push((
+                            format!("node_cpu_seconds_total{{cpu=\"{cpu}\",mode=\"{mode}\"}}"),
+                            1000.0 * k + cpu as f64,
+                        ));
                     }
                 }
                 let refs: Vec<(&str, f64)> = items.iter().map(|(a, b)| (a.as_str(), *b)).collect();
@@ -493,5 +664,7 @@ conditions = [
     }
     let each = started.elapsed() / runs;
     eprintln!("evaluate_group: 5000 droplets × 4 conditions in {each:?}");
-    assert!(each < std::time::Duration::from_millis(if cfg!(debug_assertions) { 2000 } else { 20 }));
+    assert!(
+        each < std::time::Duration::from_millis(if cfg!(debug_assertions) { 2000 } else { 20 })
+    );
 }
