@@ -14,7 +14,7 @@ use clap_mangen::Man;
 
 /// The date in the page header. A fixed string, so that the page is reproducible: bump it
 /// when the page changes in substance.
-const DATE: &str = "2025-11-27";
+const DATE: &str = "2026-11-27";
 
 /// Renders the whole `doscale(1)` page as roff.
 pub fn render() -> String {
