@@ -160,7 +160,7 @@ fn tidy(s: &str) -> String {
 
 /// Markdown-style `code` in doc comments becomes bold in text lines.
 fn code_spans(line: &str) -> String {
-    if line.starts_with('.') || line.matches('`').count() % 2 != 0 {
+    if line.starts_with('.') || !line.matches('`').count().is_multiple_of(2) {
         return line.to_string();
     }
     let mut out = String::with_capacity(line.len() + 16);
