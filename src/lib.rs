@@ -14,6 +14,7 @@ pub mod error;
 pub mod exposition;
 pub mod expr;
 pub mod logging;
+pub mod manpage;
 pub mod output;
 pub mod plan;
 pub mod policy;

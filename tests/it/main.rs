@@ -3,5 +3,6 @@
 mod common;
 mod faults;
 mod foundation;
+mod man_page;
 mod pipeline;
 mod props;
