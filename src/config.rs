@@ -1128,7 +1128,6 @@ fn parse_size(s: &str) -> Result<usize, String> {
 /// Where the API token comes from, first found wins: `$DIGITALOCEAN_TOKEN`, `token_file`,
 /// the systemd credential `digitalocean-token`. `Ok(None)` when none is set.
 pub fn find_token(api: &ApiConfig) -> color_eyre::Result<Option<Secret>> {
-    use color_eyre::eyre::WrapErr;
     if let Ok(t) = std::env::var("DIGITALOCEAN_TOKEN") {
         if !t.trim().is_empty() {
             return Ok(Some(Secret::new(t.trim().to_string())));
@@ -1141,13 +1140,21 @@ pub fn find_token(api: &ApiConfig) -> color_eyre::Result<Option<Secret>> {
     if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
         files.push(PathBuf::from(dir).join("digitalocean-token"));
     }
+    let mut unreadable = Vec::new();
     for f in files {
         if !f.exists() {
             continue;
         }
         warn_if_readable_by_others(&f);
-        let t = std::fs::read_to_string(&f)
-            .wrap_err_with(|| format!("reading the API token from {}", f.display()))?;
+        let t = match std::fs::read_to_string(&f) {
+            Ok(t) => t,
+            Err(e) => {
+                // e.g. a root-only token_file under the service's DynamicUser=, where the
+                // credential is the way in: try the next source.
+                unreadable.push(format!("{}: {e}", f.display()));
+                continue;
+            }
+        };
         let t = t.trim();
         if t.is_empty() {
             color_eyre::eyre::bail!(
@@ -1155,7 +1162,13 @@ pub fn find_token(api: &ApiConfig) -> color_eyre::Result<Option<Secret>> {
                 f.display()
             );
         }
+        if !unreadable.is_empty() {
+            tracing::debug!("token sources skipped: {}", unreadable.join("; "));
+        }
         return Ok(Some(Secret::new(t.to_string())));
+    }
+    if !unreadable.is_empty() {
+        color_eyre::eyre::bail!("cannot read the API token: {}", unreadable.join("; "));
     }
     Ok(None)
 }

@@ -339,7 +339,7 @@ pub fn save_file(path: &Path, state: &State) -> Result<()> {
 
 /// The atomic replace used for the state file and the metrics textfile.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -356,6 +356,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
             .truncate(true)
             .mode(mode)
             .open(&tmp)?;
+        // The mode exactly, whatever the umask (a textfile must stay readable by
+        // node_exporter under UMask=0077).
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        // Run by hand as root on a file the service owns: keep the owner, so the service can
+        // still read and replace it.
+        if let Ok(md) = std::fs::metadata(path) {
+            use std::os::unix::fs::MetadataExt;
+            let _ = std::os::unix::fs::fchown(&f, Some(md.uid()), Some(md.gid()));
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
