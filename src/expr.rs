@@ -15,6 +15,17 @@
 //! * the result must be a scalar or a vector of exactly one element; anything else is
 //!   [`NoData`] with the reason, never a silent zero.
 //!
+//! Decisions where PromQL leaves room or does not apply:
+//!
+//! * an aggregation over no series is no data (as in PromQL, where `count()` of nothing is
+//!   empty, not 0), and so is a result that is not finite (a division by zero);
+//! * a selector of a do-agent family with one series per instance (cpu, device, mount point,
+//!   process — see `families`) outside an aggregation is refused at load unless `=` matchers
+//!   single it out; a mount point or a pid is enough on its own;
+//! * regex matchers are anchored as `^(?:re)$`, so `a|b` stays anchored (promql-parser's own
+//!   regex is `^a|b$`), and label values are unescaped as PromQL strings before matching;
+//! * a selector needs a metric name (`{__name__="x"}` counts), so the scrape knows what to keep.
+//!
 //! Evaluation allocates little: series keys are borrowed from the droplet's map, label values
 //! are read straight from the key text, and regexes are compiled once at parse time.
 
