@@ -15,6 +15,17 @@
 //! * the result must be a scalar or a vector of exactly one element; anything else is
 //!   [`NoData`] with the reason, never a silent zero.
 //!
+//! Decisions where PromQL leaves room or does not apply:
+//!
+//! * an aggregation over no series is no data (as in PromQL, where `count()` of nothing is
+//!   empty, not 0), and so is a result that is not finite (a division by zero);
+//! * a selector of a do-agent family with one series per instance (cpu, device, mount point,
+//!   process — see `families`) outside an aggregation is refused at load unless `=` matchers
+//!   single it out; a mount point or a pid is enough on its own;
+//! * regex matchers are anchored as `^(?:re)$`, so `a|b` stays anchored (promql-parser's own
+//!   regex is `^a|b$`), and label values are unescaped as PromQL strings before matching;
+//! * a selector needs a metric name (`{__name__="x"}` counts), so the scrape knows what to keep.
+//!
 //! Evaluation allocates little: series keys are borrowed from the droplet's map, label values
 //! are read straight from the key text, and regexes are compiled once at parse time.
 
@@ -850,9 +861,20 @@ impl Expr {
                 let secs = gap as f64 / 1000.0;
                 let mut items = Vec::new();
                 let mut seen = 0usize;
+                // Both maps are sorted: walk the previous one alongside instead of searching
+                // it for every series (fewer keys touched, which is what costs here).
+                let mut walk: Option<
+                    std::iter::Peekable<std::collections::btree_map::Range<'_, String, f64>>,
+                > = None;
                 sel.each(cur.series, |key, labels, now| {
                     seen += 1;
-                    if let Some(&before) = prev.series.get(key) {
+                    let w = walk.get_or_insert_with(|| {
+                        prev.series
+                            .range::<str, _>((Bound::Included(key), Bound::Unbounded))
+                            .peekable()
+                    });
+                    while w.next_if(|(k, _)| k.as_str() < key).is_some() {}
+                    if let Some((_, &before)) = w.next_if(|(k, _)| k.as_str() == key) {
                         // A counter that went down was reset: it counts from zero again.
                         let inc = if now < before { now } else { now - before };
                         items.push(Elem {
@@ -871,7 +893,7 @@ impl Expr {
                 Val::Vector(items, *i)
             }
             Node::Agg { op, arg } => {
-                let items = match self.node(arg, cur, prev)? {
+                let mut items = match self.node(arg, cur, prev)? {
                     Val::Scalar(v) => vec![Elem { labels: "", v }],
                     Val::Vector(items, _) => items,
                 };
@@ -884,7 +906,10 @@ impl Expr {
                     AggOp::Max => vals.fold(f64::NEG_INFINITY, f64::max),
                     AggOp::Count => n,
                 };
-                Val::Vector(vec![Elem { labels: "", v }], self.origin_of(arg))
+                // One element without labels; the vector's allocation is reused.
+                items.truncate(1);
+                items[0] = Elem { labels: "", v };
+                Val::Vector(items, self.origin_of(arg))
             }
             Node::Neg(inner) => match self.node(inner, cur, prev)? {
                 Val::Scalar(v) => Val::Scalar(-v),

@@ -380,6 +380,12 @@ fn on_the_do_agent_fixtures() {
         Ok(4.0)
     );
     assert_eq!(ev("node_load1", &s), Ok(1.52));
+    // The operator's guide's "load per CPU".
+    let per_cpu = ev(
+        r#"node_load5 / count(node_cpu_seconds_total{mode="idle"})"#,
+        &s,
+    );
+    assert_eq!(per_cpu, Ok(1.17 / 4.0));
     let fs = ev(
         r#"node_filesystem_free_bytes{mountpoint="/"} / node_filesystem_size_bytes{mountpoint="/"}"#,
         &s,

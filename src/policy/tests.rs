@@ -621,6 +621,8 @@ conditions = [
 ]
 "#,
     );
+    let wanted: Vec<&crate::expr::Expr> =
+        g.policies[0].conditions.iter().map(|c| &c.expr).collect();
     let make = |at: DateTime<Utc>, k: f64| {
         let ds = (0..5000u64)
             .map(|id| {
@@ -645,7 +647,19 @@ conditions = [
                         ));
                     }
                 }
-                let refs: Vec<(&str, f64)> = items.iter().map(|(a, b)| (a.as_str(), *b)).collect();
+                // The scrape keeps only the series some expression wants.
+                let refs: Vec<(&str, f64)> = items
+                    .iter()
+                    .filter(|(k, _)| {
+                        let (name, labels) = crate::series::parse(k).unwrap();
+                        let labels: Vec<(&str, &str)> = labels
+                            .iter()
+                            .map(|(a, b)| (a.as_str(), b.as_str()))
+                            .collect();
+                        wanted.iter().any(|e| e.wants(name, &labels))
+                    })
+                    .map(|(a, b)| (a.as_str(), *b))
+                    .collect();
                 active(id + 1, &refs)
             })
             .collect();
