@@ -246,11 +246,11 @@ impl Cx<'_> {
                     c(&p.display().to_string())
                 )?;
                 writeln!(w, "# doscale runs one pass per invocation: set the systemd timer to the same pace,")?;
-                writeln!(w, "# OnUnitActiveSec={s}s in doscale.timer.")?;
+                writeln!(w, "# OnUnitInactiveSec={s}s in doscale.timer.")?;
             }
             None => {
                 writeln!(w, "# do-scaler's [scheduler] interval (do-scaler.cfg) becomes the systemd timer's pace:")?;
-                writeln!(w, "# OnUnitActiveSec= in doscale.timer.")?;
+                writeln!(w, "# OnUnitInactiveSec= in doscale.timer.")?;
             }
         }
         Ok(())

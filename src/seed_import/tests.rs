@@ -52,7 +52,7 @@ fn converts_do_scalers_example() {
     assert_eq!(g.health_check.interval, std::time::Duration::from_secs(10));
     assert_eq!(g.health_check.max_tries, 12);
     // The scheduler's interval becomes a note about the timer.
-    assert!(out.contains("OnUnitActiveSec=120s"), "{out}");
+    assert!(out.contains("OnUnitInactiveSec=120s"), "{out}");
 
     let shape: Vec<(&str, Scale, Match, usize)> = g
         .policies
@@ -318,7 +318,7 @@ fn converts_interpolation_custom_actions_and_oddities() {
     assert_eq!(g.policies[1].scale, Scale::Down);
     assert!(out.contains("neither creates nor destroys"));
     // No do-scaler.cfg beside conf.d: a general note about the timer.
-    assert!(out.contains("OnUnitActiveSec= in doscale.timer"));
+    assert!(out.contains("OnUnitInactiveSec= in doscale.timer"));
 }
 
 #[test]

@@ -171,7 +171,7 @@ fn unsafe_is_root() -> bool {
 fn the_token_never_shows() {
     let sim = Sim::start(&["--droplets", "3", "--activate-ms", "200"]);
     let cfg = sim.config_with(&format!(
-        "min = 1\nmax = 5\nwarmup = \"0s\"\ncooldown_up = \"0s\"\n[group.template]\nname = \"t-{{n}}\"\nregion = \"r\"\nsize = \"s\"\nimage = \"i\"\n[group.health_check]\nports = [{p}]\ninterval = \"100ms\"\nmax_tries = 50\n[group.metrics]\nport = {p}\n[[group.policy]]\nname = \"always\"\nscale = \"up\"\nconditions = [ {{ name = \"l\", expr = \"node_load1\", function = \"min\", op = \">=\", threshold = 0 }} ]",
+        "min = 1\nmax = 5\nwarmup = \"0s\"\ncooldown_up = \"0s\"\n[group.template]\nname = \"t-{{n}}\"\nregion = \"nyc3\"\nsize = \"s-1vcpu-1gb\"\nimage = \"ubuntu-24-04-x64\"\n[group.health_check]\nports = [{p}]\ninterval = \"100ms\"\nmax_tries = 50\n[group.metrics]\nport = {p}\n[[group.policy]]\nname = \"always\"\nscale = \"up\"\nconditions = [ {{ name = \"l\", expr = \"node_load1\", function = \"min\", op = \">=\", threshold = 0 }} ]",
         p = sim.metrics_port()
     ), "");
     let env = [("DIGITALOCEAN_TOKEN", SECRET), ("RUST_LOG", "trace")];
@@ -218,7 +218,7 @@ fn a_failing_before_create_hook_cancels_the_create() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let cfg = sim.config_with(&format!(
-        "min = 1\nmax = 5\nwarmup = \"0s\"\ncooldown_up = \"0s\"\n[group.template]\nname = \"h-{{n}}\"\nregion = \"r\"\nsize = \"s\"\nimage = \"i\"\n[group.metrics]\nport = {p}\n[[group.policy]]\nname = \"always\"\nscale = \"up\"\nconditions = [ {{ name = \"l\", expr = \"node_load1\", function = \"min\", op = \">=\", threshold = 0 }} ]\n[[group.hook]]\non = \"before_create\"\ncommand = [\"{s}\", \"{{group}}\"]\ntimeout = \"5s\"",
+        "min = 1\nmax = 5\nwarmup = \"0s\"\ncooldown_up = \"0s\"\n[group.template]\nname = \"h-{{n}}\"\nregion = \"nyc3\"\nsize = \"s-1vcpu-1gb\"\nimage = \"ubuntu-24-04-x64\"\n[group.metrics]\nport = {p}\n[[group.policy]]\nname = \"always\"\nscale = \"up\"\nconditions = [ {{ name = \"l\", expr = \"node_load1\", function = \"min\", op = \">=\", threshold = 0 }} ]\n[[group.hook]]\non = \"before_create\"\ncommand = [\"{s}\", \"{{group}}\"]\ntimeout = \"5s\"",
         p = sim.metrics_port(),
         s = script.display()
     ), "");
@@ -239,7 +239,7 @@ fn a_failing_before_create_hook_cancels_the_create() {
 fn create_errors_and_never_active_droplets_are_reported_not_duplicated() {
     let sim = Sim::start(&["--droplets", "2", "--activate-ms", "200"]);
     let cfg = sim.config_with(&format!(
-        "min = 1\nmax = 5\nwarmup = \"0s\"\ncooldown_up = \"0s\"\nmax_step_up = 1\n[group.template]\nname = \"e-{{n}}\"\nregion = \"r\"\nsize = \"s\"\nimage = \"i\"\n[group.health_check]\nports = [{p}]\ninterval = \"100ms\"\nmax_tries = 20\n[group.metrics]\nport = {p}\n[[group.policy]]\nname = \"always\"\nscale = \"up\"\nconditions = [ {{ name = \"l\", expr = \"node_load1\", function = \"min\", op = \">=\", threshold = 0 }} ]",
+        "min = 1\nmax = 5\nwarmup = \"0s\"\ncooldown_up = \"0s\"\nmax_step_up = 1\n[group.template]\nname = \"e-{{n}}\"\nregion = \"nyc3\"\nsize = \"s-1vcpu-1gb\"\nimage = \"ubuntu-24-04-x64\"\n[group.health_check]\nports = [{p}]\ninterval = \"100ms\"\nmax_tries = 20\n[group.metrics]\nport = {p}\n[[group.policy]]\nname = \"always\"\nscale = \"up\"\nconditions = [ {{ name = \"l\", expr = \"node_load1\", function = \"min\", op = \">=\", threshold = 0 }} ]",
         p = sim.metrics_port()
     ), "");
     sim.put("/_sim/faults", json!({"create_error": true}));
