@@ -116,7 +116,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Number of rounds (each: set demand, scrape twice, evaluate, plan, apply).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 10)]
     pub rounds: u32,
     /// Initial droplets in the simulated fleet.
     #[arg(long, default_value_t = 3)]

@@ -14,7 +14,7 @@ use crate::secret::Secret;
 use crate::state::Store;
 
 /// The demand of each round, as a multiple of the starting fleet: up, hold, down.
-const PROFILE: [f64; 8] = [0.9, 1.5, 2.0, 2.0, 1.0, 0.35, 0.15, 0.15];
+const PROFILE: [f64; 10] = [0.9, 1.5, 2.0, 2.0, 1.0, 0.35, 0.15, 0.15, 0.15, 0.15];
 
 pub fn run(g: &Global, args: &DemoArgs) -> Result<()> {
     let sim = crate::sim::start(&SimArgs {
