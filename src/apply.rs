@@ -274,6 +274,7 @@ fn create(
         }
     }
     saver.save(state)?;
+    crate::failpoint::hit("after-create-intent");
 
     for req in requests {
         rep.requests.push(ShownRequest {
@@ -281,7 +282,9 @@ fn create(
             path: "/v2/droplets".into(),
             body: serde_json::to_value(&req)?,
         });
-        match api.create(&req) {
+        let created = api.create(&req);
+        crate::failpoint::hit("after-create-request");
+        match created {
             Ok(resp) => {
                 let gs = state.group_mut(&group.name);
                 for d in &resp.droplets {
@@ -346,6 +349,7 @@ fn finish_creates(
         &format!("waiting for {} droplet(s) to turn active", waiting.len()),
     );
     loop {
+        crate::failpoint::hit("waiting-for-active");
         let listing = api.list_all(&group.tag)?;
         let by_id: HashMap<u64, &Droplet> = listing.iter().map(|d| (d.id, d)).collect();
         for id in &waiting {
@@ -402,6 +406,9 @@ fn finish_creates(
     saver.save(state)?;
 
     // Health check, all droplets in parallel threads.
+    if !active.is_empty() {
+        crate::failpoint::hit("health-check");
+    }
     let checks: Vec<(u64, String, std::result::Result<(), String>)> = std::thread::scope(|s| {
         let handles: Vec<_> = active
             .values()
@@ -520,12 +527,27 @@ fn destroy_one(
         });
     }
     saver.save(state)?;
+    crate::failpoint::hit("after-destroy-intent");
+    send_destroy(api, group, state, saver, id, name, rep)
+}
+
+/// The `DELETE` of a droplet whose intent is recorded; the outcome goes to its history entry.
+fn send_destroy(
+    api: &dyn DoApi,
+    group: &Group,
+    state: &mut State,
+    saver: &Saver<'_>,
+    id: u64,
+    name: &str,
+    rep: &mut GroupReport,
+) -> Result<()> {
     rep.requests.push(ShownRequest {
         method: "DELETE".into(),
         path: format!("/v2/droplets/{id}"),
         body: serde_json::Value::Null,
     });
     let result = api.delete(id);
+    crate::failpoint::hit("after-destroy-request");
     let gs = state.group_mut(&group.name);
     match result {
         Ok(d) => {
@@ -543,7 +565,13 @@ fn destroy_one(
             rep.destroyed.push(id);
         }
         Err(e) => {
-            set_pending(gs, name, Some(id), "requested");
+            for p in gs
+                .pending
+                .iter_mut()
+                .filter(|p| p.kind == PendingKind::Destroy && p.id == Some(id))
+            {
+                p.stage = "requested".into();
+            }
             rep.errors.push(format!("destroying {name} ({id}): {e}"));
         }
     }
@@ -626,6 +654,8 @@ fn reconcile(
     let by_name: HashMap<&str, &Droplet> = listing.iter().map(|d| (d.name.as_str(), d)).collect();
     let by_id: HashMap<u64, &Droplet> = listing.iter().map(|d| (d.id, d)).collect();
     let mut to_destroy = Vec::new();
+    // Destroys recorded but not seen through: the DELETE is sent (again; it is idempotent).
+    let mut resend = Vec::new();
     {
         let gs = state.group_mut(&group.name);
         for p in &pending {
@@ -687,9 +717,7 @@ fn reconcile(
                 PendingKind::Destroy => {
                     if let Some(id) = p.id {
                         if by_id.contains_key(&id) {
-                            to_destroy.push((id, p.name.clone()));
-                            gs.pending
-                                .retain(|x| !(x.kind == PendingKind::Destroy && x.id == Some(id)));
+                            resend.push((id, p.name.clone()));
                         } else {
                             gs.pending
                                 .retain(|x| !(x.kind == PendingKind::Destroy && x.id == Some(id)));
@@ -701,6 +729,21 @@ fn reconcile(
         }
     }
     saver.save(state)?;
+    for (id, name) in resend {
+        match destroy_allowed(group, listing, id) {
+            Ok(()) => send_destroy(api, group, state, saver, id, &name, rep)?,
+            Err(why) => {
+                // The droplet changed (protected, left the group) since the intent: on doubt,
+                // nothing is destroyed.
+                let gs = state.group_mut(&group.name);
+                gs.pending
+                    .retain(|x| !(x.kind == PendingKind::Destroy && x.id == Some(id)));
+                set_history_outcome_id(gs, id, &format!("not destroyed: {why}"));
+                rep.errors.push(why);
+                saver.save(state)?;
+            }
+        }
+    }
     for (id, name) in to_destroy {
         if destroy_allowed(group, listing, id).is_ok() {
             destroy_one(

@@ -12,6 +12,7 @@ pub mod config;
 pub mod do_api;
 pub mod error;
 pub mod exposition;
+pub mod failpoint;
 pub mod expr;
 pub mod logging;
 pub mod manpage;
