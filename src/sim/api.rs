@@ -35,14 +35,24 @@ struct Out {
 
 impl Out {
     fn json(status: StatusCode, body: Value) -> Out {
-        Out { status, body: Some(body) }
+        Out {
+            status,
+            body: Some(body),
+        }
     }
     fn empty(status: StatusCode) -> Out {
         Out { status, body: None }
     }
     fn error(status: StatusCode, id: &str, message: impl Into<String>) -> Out {
-        let body = ApiErrorBody { id: id.into(), message: message.into(), request_id: None };
-        Out::json(status, serde_json::to_value(body).expect("an error body serialises"))
+        let body = ApiErrorBody {
+            id: id.into(),
+            message: message.into(),
+            request_id: None,
+        };
+        Out::json(
+            status,
+            serde_json::to_value(body).expect("an error body serialises"),
+        )
     }
 }
 
@@ -58,7 +68,11 @@ pub(crate) async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Respo
     let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
-            let out = Out::error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "The request body is too large.");
+            let out = Out::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "The request body is too large.",
+            );
             return finish(&sh, &method, &path, &query, Value::Null, out, None).await;
         }
     };
@@ -87,7 +101,8 @@ fn parse_body(body: &Bytes) -> Value {
     if body.is_empty() {
         return Value::Null;
     }
-    serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into()))
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into()))
 }
 
 async fn api_request(
@@ -117,12 +132,28 @@ async fn api_request(
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         match status.as_u16() {
             429 => Out::error(status, "too_many_requests", "API Rate limit exceeded."),
-            500 => Out::error(status, "server_error", "Server was unable to give you a response."),
-            503 => Out::error(status, "service_unavailable", "The service is temporarily unavailable."),
-            _ => Out::error(status, "error", status.canonical_reason().unwrap_or("error")),
+            500 => Out::error(
+                status,
+                "server_error",
+                "Server was unable to give you a response.",
+            ),
+            503 => Out::error(
+                status,
+                "service_unavailable",
+                "The service is temporarily unavailable.",
+            ),
+            _ => Out::error(
+                status,
+                "error",
+                status.canonical_reason().unwrap_or("error"),
+            ),
         }
     } else if !authorized {
-        Out::error(StatusCode::UNAUTHORIZED, "unauthorized", "Unable to authenticate you.")
+        Out::error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unable to authenticate you.",
+        )
     } else {
         route(&sh, &method, &path, &query, &body, &json_body).await
     };
@@ -179,7 +210,11 @@ async fn finish(
             o.insert("request_id".into(), Value::String(request_id.clone()));
         }
     }
-    let mut bytes = out.body.as_ref().map(|v| serde_json::to_vec(v).expect("JSON serialises")).unwrap_or_default();
+    let mut bytes = out
+        .body
+        .as_ref()
+        .map(|v| serde_json::to_vec(v).expect("JSON serialises"))
+        .unwrap_or_default();
     if !bytes.is_empty() && malformed {
         bytes = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n".to_vec();
     } else if !bytes.is_empty() && truncated {
@@ -190,12 +225,21 @@ async fn finish(
     *resp.status_mut() = out.status;
     let h = resp.headers_mut();
     if has_body {
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
     }
     let rate_limited = fault == Some(429);
     h.insert("ratelimit-limit", HeaderValue::from(RATE_LIMIT));
-    h.insert("ratelimit-remaining", HeaderValue::from(if rate_limited { 0 } else { remaining }));
-    h.insert("ratelimit-reset", HeaderValue::from(if rate_limited { now + 1 } else { reset }));
+    h.insert(
+        "ratelimit-remaining",
+        HeaderValue::from(if rate_limited { 0 } else { remaining }),
+    );
+    h.insert(
+        "ratelimit-reset",
+        HeaderValue::from(if rate_limited { now + 1 } else { reset }),
+    );
     if rate_limited {
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
@@ -205,7 +249,14 @@ async fn finish(
     resp
 }
 
-async fn route(sh: &Arc<Shared>, method: &Method, path: &str, query: &str, raw: &Bytes, body: &Value) -> Out {
+async fn route(
+    sh: &Arc<Shared>,
+    method: &Method,
+    path: &str,
+    query: &str,
+    raw: &Bytes,
+    body: &Value,
+) -> Out {
     let trimmed = path.trim_end_matches('/');
     let segs: Vec<&str> = trimmed.split('/').skip(1).collect();
     match (method, segs.as_slice()) {
@@ -218,19 +269,27 @@ async fn route(sh: &Arc<Shared>, method: &Method, path: &str, query: &str, raw: 
             _ => not_found(),
         },
         (&Method::GET, ["v2", "actions", id]) => get_action(sh, id),
-        (_, ["v2", "droplets"] | ["v2", "droplets", _] | ["v2", "actions", _]) => {
-            Out::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "This method is not allowed on this resource.")
-        }
+        (_, ["v2", "droplets"] | ["v2", "droplets", _] | ["v2", "actions", _]) => Out::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "This method is not allowed on this resource.",
+        ),
         _ => not_found(),
     }
 }
 
 fn not_found() -> Out {
-    Out::error(StatusCode::NOT_FOUND, "not_found", "The resource you were accessing could not be found.")
+    Out::error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "The resource you were accessing could not be found.",
+    )
 }
 
 fn query_pairs(query: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+    url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 fn list(sh: &Arc<Shared>, query: &str) -> Out {
@@ -238,8 +297,14 @@ fn list(sh: &Arc<Shared>, query: &str) -> Out {
     let get = |k: &str| q.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
     let tag = get("tag_name");
     let name = get("name");
-    let per_page = get("per_page").and_then(|v| v.parse::<u64>().ok()).unwrap_or(20).clamp(1, 200);
-    let page = get("page").and_then(|v| v.parse::<u64>().ok()).unwrap_or(1).max(1);
+    let per_page = get("per_page")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(20)
+        .clamp(1, 200);
+    let page = get("page")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1)
+        .max(1);
     let st = sh.lock();
     let matching: Vec<_> = st
         .droplets
@@ -274,8 +339,15 @@ fn list(sh: &Arc<Shared>, query: &str) -> Out {
         last: (page < last).then(|| link(last)),
     };
     let pages = serde_json::to_value(pages).expect("pages serialise");
-    let links = if pages.as_object().is_some_and(|o| o.is_empty()) { json!({}) } else { json!({ "pages": pages }) };
-    Out::json(StatusCode::OK, json!({ "droplets": droplets, "links": links, "meta": { "total": total } }))
+    let links = if pages.as_object().is_some_and(|o| o.is_empty()) {
+        json!({})
+    } else {
+        json!({ "pages": pages })
+    };
+    Out::json(
+        StatusCode::OK,
+        json!({ "droplets": droplets, "links": links, "meta": { "total": total } }),
+    )
 }
 
 fn get_droplet(sh: &Arc<Shared>, id: &str) -> Out {
@@ -295,10 +367,24 @@ fn get_action(sh: &Arc<Shared>, id: &str) -> Out {
 }
 
 async fn delete_by_tag(sh: &Arc<Shared>, query: &str) -> Out {
-    let Some(tag) = query_pairs(query).into_iter().find(|(k, _)| k == "tag_name").map(|(_, v)| v) else {
-        return Out::error(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity", "tag_name is required to delete droplets by tag.");
+    let Some(tag) = query_pairs(query)
+        .into_iter()
+        .find(|(k, _)| k == "tag_name")
+        .map(|(_, v)| v)
+    else {
+        return Out::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable_entity",
+            "tag_name is required to delete droplets by tag.",
+        );
     };
-    let ids: Vec<u64> = sh.lock().droplets.values().filter(|d| d.tags.contains(&tag)).map(|d| d.id).collect();
+    let ids: Vec<u64> = sh
+        .lock()
+        .droplets
+        .values()
+        .filter(|d| d.tags.contains(&tag))
+        .map(|d| d.id)
+        .collect();
     for id in ids {
         serve::destroy(sh, id).await;
     }
@@ -306,7 +392,11 @@ async fn delete_by_tag(sh: &Arc<Shared>, query: &str) -> Out {
 }
 
 fn unprocessable(msg: impl Into<String>) -> Out {
-    Out::error(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity", msg)
+    Out::error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable_entity",
+        msg,
+    )
 }
 
 /// A valid hostname: labels of letters, digits and hyphens separated by dots, starting and
@@ -325,27 +415,40 @@ pub(crate) fn valid_hostname(s: &str) -> bool {
 }
 
 fn valid_tag(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 255 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':'))
+    !s.is_empty()
+        && s.len() <= 255
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':'))
 }
 
 const KNOWN_REGIONS: [&str; 14] = [
-    "ams3", "atl1", "blr1", "fra1", "lon1", "nyc1", "nyc2", "nyc3", "sfo1", "sfo2", "sfo3", "sgp1", "syd1", "tor1",
+    "ams3", "atl1", "blr1", "fra1", "lon1", "nyc1", "nyc2", "nyc3", "sfo1", "sfo2", "sfo3", "sgp1",
+    "syd1", "tor1",
 ];
 
 /// Checks a create body roughly as the real API does (`droplet_single_create` /
 /// `droplet_multi_create`, plus a region).
 pub(crate) fn validate_create(body: &Value) -> Result<CreateSpec, String> {
-    let o = body.as_object().ok_or("The request body must be a JSON object.")?;
+    let o = body
+        .as_object()
+        .ok_or("The request body must be a JSON object.")?;
     let names: Vec<String> = match (o.get("names"), o.get("name")) {
         (Some(Value::Array(a)), _) => {
             if a.is_empty() {
                 return Err("names must not be empty.".into());
             }
             if a.len() > MAX_NAMES {
-                return Err(format!("You may only create up to {MAX_NAMES} Droplets at a time, {} were requested.", a.len()));
+                return Err(format!(
+                    "You may only create up to {MAX_NAMES} Droplets at a time, {} were requested.",
+                    a.len()
+                ));
             }
             a.iter()
-                .map(|n| n.as_str().map(String::from).ok_or_else(|| "names must be an array of strings.".to_string()))
+                .map(|n| {
+                    n.as_str()
+                        .map(String::from)
+                        .ok_or_else(|| "names must be an array of strings.".to_string())
+                })
                 .collect::<Result<_, _>>()?
         }
         (Some(_), _) => return Err("names must be an array of strings.".into()),
@@ -361,7 +464,11 @@ pub(crate) fn validate_create(body: &Value) -> Result<CreateSpec, String> {
         }
     }
     let size = match o.get("size") {
-        Some(Value::String(s)) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => s.clone(),
+        Some(Value::String(s))
+            if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+        {
+            s.clone()
+        }
         Some(_) => return Err("You specified an invalid size for Droplet creation.".into()),
         None => return Err("size is required.".into()),
     };
@@ -372,7 +479,10 @@ pub(crate) fn validate_create(body: &Value) -> Result<CreateSpec, String> {
         None => return Err("image is required.".into()),
     };
     let region = match o.get("region") {
-        Some(Value::String(r)) => match KNOWN_REGIONS.iter().find(|k| *k == r || k.starts_with(r.as_str()) && r.len() >= 3) {
+        Some(Value::String(r)) => match KNOWN_REGIONS
+            .iter()
+            .find(|k| *k == r || k.starts_with(r.as_str()) && r.len() >= 3)
+        {
             Some(k) => (*k).to_string(),
             None => return Err("You specified an invalid region for Droplet creation.".into()),
         },
@@ -393,7 +503,14 @@ pub(crate) fn validate_create(body: &Value) -> Result<CreateSpec, String> {
         }
         Some(_) => return Err("tags must be an array of strings.".into()),
     };
-    for key in ["backups", "ipv6", "monitoring", "private_networking", "with_droplet_agent", "public_networking"] {
+    for key in [
+        "backups",
+        "ipv6",
+        "monitoring",
+        "private_networking",
+        "with_droplet_agent",
+        "public_networking",
+    ] {
         if o.get(key).is_some_and(|v| !v.is_boolean() && !v.is_null()) {
             return Err(format!("{key} must be a boolean."));
         }
@@ -422,14 +539,21 @@ pub(crate) fn validate_create(body: &Value) -> Result<CreateSpec, String> {
         size,
         image,
         tags,
-        monitoring: o.get("monitoring").and_then(Value::as_bool).unwrap_or(false),
+        monitoring: o
+            .get("monitoring")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         vpc_uuid,
     })
 }
 
 fn create(sh: &Arc<Shared>, raw: &Bytes, body: &Value) -> Out {
     if serde_json::from_slice::<Value>(raw).is_err() {
-        return Out::error(StatusCode::BAD_REQUEST, "bad_request", "The request body is not valid JSON.");
+        return Out::error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "The request body is not valid JSON.",
+        );
     }
     let spec = match validate_create(body) {
         Ok(s) => s,
@@ -439,10 +563,18 @@ fn create(sh: &Arc<Shared>, raw: &Bytes, body: &Value) -> Out {
     let (droplets, links) = {
         let mut st = sh.lock();
         let made = st.create(&spec, Utc::now());
-        let droplets: Vec<Value> = made.iter().filter_map(|(id, _)| st.droplets.get(id)).map(|d| st.droplet_json(d)).collect();
+        let droplets: Vec<Value> = made
+            .iter()
+            .filter_map(|(id, _)| st.droplets.get(id))
+            .map(|d| st.droplet_json(d))
+            .collect();
         let links: Vec<ActionLink> = made
             .iter()
-            .map(|(_, a)| ActionLink { id: *a, rel: "create".into(), href: format!("{}/v2/actions/{a}", sh.api_base) })
+            .map(|(_, a)| ActionLink {
+                id: *a,
+                rel: "create".into(),
+                href: format!("{}/v2/actions/{a}", sh.api_base),
+            })
             .collect();
         for (id, _) in &made {
             tokio::spawn(serve::activate_later(sh.clone(), *id));
@@ -452,9 +584,15 @@ fn create(sh: &Arc<Shared>, raw: &Bytes, body: &Value) -> Out {
     let links = json!({ "actions": links });
     if single {
         let d = droplets.into_iter().next().unwrap_or(Value::Null);
-        Out::json(StatusCode::ACCEPTED, json!({ "droplet": d, "links": links }))
+        Out::json(
+            StatusCode::ACCEPTED,
+            json!({ "droplet": d, "links": links }),
+        )
     } else {
-        Out::json(StatusCode::ACCEPTED, json!({ "droplets": droplets, "links": links }))
+        Out::json(
+            StatusCode::ACCEPTED,
+            json!({ "droplets": droplets, "links": links }),
+        )
     }
 }
 
@@ -464,7 +602,10 @@ fn create(sh: &Arc<Shared>, raw: &Bytes, body: &Value) -> Out {
 fn sim_json(status: StatusCode, v: Value) -> Response {
     let mut r = Response::new(Body::from(serde_json::to_vec(&v).expect("JSON serialises")));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -475,7 +616,11 @@ fn sim_empty() -> Response {
 }
 
 fn sim_error(status: StatusCode, msg: impl Into<String>) -> Response {
-    let id = if status == StatusCode::NOT_FOUND { "not_found" } else { "bad_request" };
+    let id = if status == StatusCode::NOT_FOUND {
+        "not_found"
+    } else {
+        "bad_request"
+    };
     sim_json(status, json!({ "id": id, "message": msg.into() }))
 }
 
@@ -514,9 +659,10 @@ async fn control(sh: Arc<Shared>, req: Request) -> Response {
         return sim_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
     };
     let segs: Vec<&str> = path.split('/').skip(2).collect();
-    let parse = |what: &str| -> Result<Value, Response> {
-        serde_json::from_slice(&raw).map_err(|e| sim_error(StatusCode::BAD_REQUEST, format!("{what}: the body is not JSON: {e}")))
-    };
+    // A body as `T`, or the 400 that says why not.
+    fn body_as<T: serde::de::DeserializeOwned>(raw: &[u8], what: &str) -> Result<T, String> {
+        serde_json::from_slice(raw).map_err(|e| format!("{what}: {e}"))
+    }
     match (&method, segs.as_slice()) {
         (&Method::GET, ["requests"]) => {
             let log = Value::Array(sh.lock().log.clone());
@@ -528,34 +674,39 @@ async fn control(sh: Arc<Shared>, req: Request) -> Response {
         }
         (&Method::GET, ["load"]) => sim_json(StatusCode::OK, load_json(&sh)),
         (&Method::PUT | &Method::POST, ["load"]) => {
-            let body: LoadBody = match parse("load").and_then(|v| {
-                serde_json::from_value(v).map_err(|e| sim_error(StatusCode::BAD_REQUEST, format!("load: want {{\"demand\": d}}: {e}")))
-            }) {
+            let body: LoadBody = match body_as(&raw, "load: want {\"demand\": d}") {
                 Ok(b) => b,
-                Err(r) => return r,
+                Err(m) => return sim_error(StatusCode::BAD_REQUEST, m),
             };
             if !body.demand.is_finite() || body.demand < 0.0 {
-                return sim_error(StatusCode::BAD_REQUEST, "load: demand must be a finite number >= 0");
+                return sim_error(
+                    StatusCode::BAD_REQUEST,
+                    "load: demand must be a finite number >= 0",
+                );
             }
             sh.lock().set_demand(body.demand, sh.t());
             sim_json(StatusCode::OK, load_json(&sh))
         }
         (&Method::GET, ["faults"]) => {
             let f = sh.lock().faults.clone();
-            sim_json(StatusCode::OK, serde_json::to_value(f).expect("faults serialise"))
+            sim_json(
+                StatusCode::OK,
+                serde_json::to_value(f).expect("faults serialise"),
+            )
         }
         (&Method::PUT | &Method::POST, ["faults"]) => {
-            let faults: Faults = match parse("faults").and_then(|v| {
-                serde_json::from_value(v).map_err(|e| sim_error(StatusCode::BAD_REQUEST, format!("faults: {e}")))
-            }) {
-                Ok(f) => f,
-                Err(r) => return r,
+            let faults: Faults = match body_as(&raw, "faults") {
+                Ok(b) => b,
+                Err(m) => return sim_error(StatusCode::BAD_REQUEST, m),
             };
             if let Err(m) = faults.validate() {
                 return sim_error(StatusCode::BAD_REQUEST, format!("faults: {m}"));
             }
             serve::apply_faults(&sh, faults.clone()).await;
-            sim_json(StatusCode::OK, serde_json::to_value(faults).expect("faults serialise"))
+            sim_json(
+                StatusCode::OK,
+                serde_json::to_value(faults).expect("faults serialise"),
+            )
         }
         (&Method::DELETE, ["faults"]) => {
             serve::apply_faults(&sh, Faults::default()).await;
@@ -585,14 +736,16 @@ async fn control(sh: Arc<Shared>, req: Request) -> Response {
             _ => sim_error(StatusCode::NOT_FOUND, format!("no droplet {id}")),
         },
         (&Method::PUT, ["droplets", id, "tags"]) => {
-            let tags: Vec<String> = match parse("tags").and_then(|v| {
-                serde_json::from_value(v).map_err(|e| sim_error(StatusCode::BAD_REQUEST, format!("tags: want a list of strings: {e}")))
-            }) {
-                Ok(t) => t,
-                Err(r) => return r,
+            let tags: Vec<String> = match body_as(&raw, "tags: want a list of strings") {
+                Ok(b) => b,
+                Err(m) => return sim_error(StatusCode::BAD_REQUEST, m),
             };
             let mut st = sh.lock();
-            match id.parse::<u64>().ok().and_then(|id| st.droplets.get_mut(&id)) {
+            match id
+                .parse::<u64>()
+                .ok()
+                .and_then(|id| st.droplets.get_mut(&id))
+            {
                 Some(d) => {
                     d.tags = tags;
                     let d = d.clone();
@@ -612,10 +765,16 @@ async fn control(sh: Arc<Shared>, req: Request) -> Response {
             let mut r = Response::new(Body::from(
                 "# doscale sim: a droplet redirected here; a scraper should not follow redirects\n",
             ));
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
             r
         }
-        _ => sim_error(StatusCode::NOT_FOUND, format!("no simulator endpoint {method} {path}")),
+        _ => sim_error(
+            StatusCode::NOT_FOUND,
+            format!("no simulator endpoint {method} {path}"),
+        ),
     }
 }
 
@@ -645,7 +804,8 @@ mod tests {
         let spec = validate_create(&ok).unwrap();
         assert_eq!(spec.names, ["web-4", "web-5"]);
         assert_eq!(spec.tags, ["web"]);
-        let single = json!({"name": "web-4", "region": "nyc", "size": "s-1vcpu-1gb", "image": 12345});
+        let single =
+            json!({"name": "web-4", "region": "nyc", "size": "s-1vcpu-1gb", "image": 12345});
         assert_eq!(validate_create(&single).unwrap().region, "nyc1");
         let eleven: Vec<String> = (0..11).map(|i| format!("w-{i}")).collect();
         for bad in [
@@ -672,7 +832,10 @@ mod tests {
         assert!(!bearer_present(&h));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert!(!bearer_present(&h));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
         assert!(bearer_present(&h));
     }
 }

@@ -75,7 +75,9 @@ impl Faults {
     pub fn validate(&self) -> Result<(), String> {
         if let Some(s) = self.api_status {
             if !(400..=599).contains(&s) {
-                return Err(format!("api_status {s}: want an HTTP error status (429, 500, 503, ...)"));
+                return Err(format!(
+                    "api_status {s}: want an HTTP error status (429, 500, 503, ...)"
+                ));
             }
         }
         if self.api_fail_every == Some(0) {
@@ -141,12 +143,24 @@ mod tests {
 
     #[test]
     fn fail_every_counts() {
-        let f = Faults { api_status: Some(429), api_fail_every: Some(2), ..Default::default() };
+        let f = Faults {
+            api_status: Some(429),
+            api_fail_every: Some(2),
+            ..Default::default()
+        };
         let fails: Vec<_> = (1..=4).map(|n| f.api_fails(n)).collect();
         assert_eq!(fails, vec![None, Some(429), None, Some(429)]);
-        let all = Faults { api_status: Some(500), ..Default::default() };
+        let all = Faults {
+            api_status: Some(500),
+            ..Default::default()
+        };
         assert!((1..5).all(|n| all.api_fails(n) == Some(500)));
         assert_eq!(Faults::default().api_fails(1), None);
-        assert!(Faults { api_status: Some(200), ..Default::default() }.validate().is_err());
+        assert!(Faults {
+            api_status: Some(200),
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
     }
 }

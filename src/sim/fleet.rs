@@ -93,7 +93,10 @@ pub(crate) fn size_spec(slug: &str) -> SizeSpec {
     let mut memory_mb = None;
     let mut disk_gb = None;
     for part in slug.split('-') {
-        if let Some(n) = part.strip_suffix("vcpu").and_then(|n| n.parse::<u32>().ok()) {
+        if let Some(n) = part
+            .strip_suffix("vcpu")
+            .and_then(|n| n.parse::<u32>().ok())
+        {
             vcpus = Some(n);
         } else if let Some(n) = part.strip_suffix("mb").and_then(|n| n.parse::<u64>().ok()) {
             memory_mb.get_or_insert(n);
@@ -118,7 +121,11 @@ pub(crate) fn size_spec(slug: &str) -> SizeSpec {
         2049..=4096 => 80,
         m => m / 1024 * 20,
     });
-    SizeSpec { vcpus, memory_mb, disk_gb }
+    SizeSpec {
+        vcpus,
+        memory_mb,
+        disk_gb,
+    }
 }
 
 /// Where a droplet's counters come from: fixed at activation, then advanced by its busy time.
@@ -255,7 +262,13 @@ pub(crate) fn api_time(t: &DateTime<Utc>) -> String {
 pub(crate) fn hostname_part(s: &str) -> String {
     let cleaned: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let trimmed = cleaned.trim_matches(|c| c == '-' || c == '.');
     if trimmed.is_empty() {
@@ -340,7 +353,10 @@ impl State {
     }
 
     pub fn active_count(&self) -> usize {
-        self.droplets.values().filter(|d| d.status == Status::Active).count()
+        self.droplets
+            .values()
+            .filter(|d| d.status == Status::Active)
+            .count()
     }
 
     /// Per-droplet utilization before jitter, and the load average per vCPU.
@@ -360,7 +376,11 @@ impl State {
             let jitter = d.jitter;
             let vcpus = f64::from(d.size.vcpus);
             if let (Status::Active, Some(l)) = (d.status, d.load.as_mut()) {
-                l.retarget(t, (u * (1.0 + jitter)).clamp(0.0, 1.0), per * vcpus * (1.0 + jitter));
+                l.retarget(
+                    t,
+                    (u * (1.0 + jitter)).clamp(0.0, 1.0),
+                    per * vcpus * (1.0 + jitter),
+                );
             }
         }
     }
@@ -377,9 +397,14 @@ impl State {
         let cpu_base = (0..d.size.vcpus)
             .map(|c| {
                 let mut row = [0.0; 8];
-                let idle_share = 1.0 - PAST_UTILIZATION * (0.9 + 0.2 * unit(seed, 100 + u64::from(c)));
+                let idle_share =
+                    1.0 - PAST_UTILIZATION * (0.9 + 0.2 * unit(seed, 100 + u64::from(c)));
                 for (m, slot) in row.iter_mut().enumerate() {
-                    let share = if m == 0 { idle_share } else { (1.0 - idle_share) * BUSY_WEIGHTS[m] };
+                    let share = if m == 0 {
+                        idle_share
+                    } else {
+                        (1.0 - idle_share) * BUSY_WEIGHTS[m]
+                    };
                     *slot = pre * share;
                 }
                 row
@@ -422,7 +447,10 @@ impl State {
                 image: spec.image.clone(),
                 region: spec.region.clone(),
                 monitoring: spec.monitoring,
-                vpc_uuid: spec.vpc_uuid.clone().unwrap_or_else(|| vpc_uuid(self.seed, &spec.region)),
+                vpc_uuid: spec
+                    .vpc_uuid
+                    .clone()
+                    .unwrap_or_else(|| vpc_uuid(self.seed, &spec.region)),
                 doomed,
                 never_active,
                 action_id: Some(action_id),
@@ -449,7 +477,9 @@ impl State {
 
     /// Turns a `new` droplet active at simulator time `t`.
     pub fn activate(&mut self, id: u64, t: f64, now: DateTime<Utc>) -> bool {
-        let Some(d) = self.droplets.get(&id) else { return false };
+        let Some(d) = self.droplets.get(&id) else {
+            return false;
+        };
         if d.status != Status::New {
             return false;
         }
@@ -585,7 +615,11 @@ fn snapshot_of(d: &DropletRec, l: &LoadState, t: f64) -> Snapshot {
         .map(|base| {
             let mut row = [0.0; 8];
             for (m, slot) in row.iter_mut().enumerate() {
-                let v = if m == 0 { base[0] + up - busy } else { base[m] + BUSY_WEIGHTS[m] * busy };
+                let v = if m == 0 {
+                    base[0] + up - busy
+                } else {
+                    base[m] + BUSY_WEIGHTS[m] * busy
+                };
                 *slot = ticks(v);
             }
             row
@@ -601,7 +635,8 @@ fn snapshot_of(d: &DropletRec, l: &LoadState, t: f64) -> Snapshot {
     let available = page(total * (0.88 - 0.75 * u));
     let cached = page(total * (0.25 - 0.15 * u));
     let free = (available - cached).max(0.0);
-    let fs_size = (d.size.disk_gb as f64 * 1024.0 * 1024.0 * 1024.0 * 0.97 / 4096.0).floor() * 4096.0;
+    let fs_size =
+        (d.size.disk_gb as f64 * 1024.0 * 1024.0 * 1024.0 * 0.97 / 4096.0).floor() * 4096.0;
     let fs_free = page(fs_size * (0.78 + 4.0 * d.jitter));
     let loads = l.loads_at(t);
     let round2 = |x: f64| (x.max(0.0) * 100.0).round() / 100.0;
@@ -657,7 +692,9 @@ fn snapshot_of(d: &DropletRec, l: &LoadState, t: f64) -> Snapshot {
 
 /// A stable fake VPC UUID per seed and region.
 fn vpc_uuid(seed: u64, region: &str) -> String {
-    let h = region.bytes().fold(mix(seed ^ 0x77), |h, b| mix(h ^ u64::from(b)));
+    let h = region
+        .bytes()
+        .fold(mix(seed ^ 0x77), |h, b| mix(h ^ u64::from(b)));
     let h2 = mix(h);
     format!(
         "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
@@ -729,7 +766,8 @@ fn image_json(image: &Value, region: &str) -> Value {
     }
     match image {
         Value::String(slug) => {
-            let id = 100_000_000 + mix(slug.bytes().fold(0, |h, b| mix(h ^ u64::from(b)))) % 100_000_000;
+            let id =
+                100_000_000 + mix(slug.bytes().fold(0, |h, b| mix(h ^ u64::from(b)))) % 100_000_000;
             let (distribution, name) = match slug.strip_prefix("ubuntu-") {
                 Some(rest) => {
                     let parts: Vec<&str> = rest.split('-').collect();
@@ -782,7 +820,9 @@ mod tests {
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -803,9 +843,30 @@ mod tests {
 
     #[test]
     fn sizes_from_slugs() {
-        assert_eq!(size_spec("s-2vcpu-4gb"), SizeSpec { vcpus: 2, memory_mb: 4096, disk_gb: 80 });
-        assert_eq!(size_spec("s-1vcpu-1gb"), SizeSpec { vcpus: 1, memory_mb: 1024, disk_gb: 25 });
-        assert_eq!(size_spec("s-1vcpu-512mb-10gb"), SizeSpec { vcpus: 1, memory_mb: 512, disk_gb: 10 });
+        assert_eq!(
+            size_spec("s-2vcpu-4gb"),
+            SizeSpec {
+                vcpus: 2,
+                memory_mb: 4096,
+                disk_gb: 80
+            }
+        );
+        assert_eq!(
+            size_spec("s-1vcpu-1gb"),
+            SizeSpec {
+                vcpus: 1,
+                memory_mb: 1024,
+                disk_gb: 25
+            }
+        );
+        assert_eq!(
+            size_spec("s-1vcpu-512mb-10gb"),
+            SizeSpec {
+                vcpus: 1,
+                memory_mb: 512,
+                disk_gb: 10
+            }
+        );
         assert_eq!(size_spec("c-4").vcpus, 4);
         assert_eq!(size_spec("whatever").vcpus, 2);
     }
@@ -818,7 +879,9 @@ mod tests {
         let ids = |s: &State| s.droplets.keys().copied().collect::<Vec<_>>();
         assert_eq!(ids(&a), ids(&b));
         assert_ne!(ids(&a), ids(&c));
-        assert!(ids(&a).iter().all(|id| (100_000_000..1_000_000_000).contains(id)));
+        assert!(ids(&a)
+            .iter()
+            .all(|id| (100_000_000..1_000_000_000).contains(id)));
         let names: Vec<_> = a.droplets.values().map(|d| d.name.clone()).collect();
         assert_eq!(names, ["web-1", "web-2", "web-3", "web-4", "web-5"]);
     }
@@ -859,9 +922,25 @@ mod tests {
         let d = st.droplets.values().next().unwrap();
         let v = st.droplet_json(d);
         for k in [
-            "id", "name", "memory", "vcpus", "disk", "locked", "status", "created_at", "features",
-            "backup_ids", "next_backup_window", "snapshot_ids", "image", "volume_ids", "size",
-            "size_slug", "networks", "region", "tags",
+            "id",
+            "name",
+            "memory",
+            "vcpus",
+            "disk",
+            "locked",
+            "status",
+            "created_at",
+            "features",
+            "backup_ids",
+            "next_backup_window",
+            "snapshot_ids",
+            "image",
+            "volume_ids",
+            "size",
+            "size_slug",
+            "networks",
+            "region",
+            "tags",
         ] {
             assert!(v.get(k).is_some(), "missing {k}");
         }

@@ -6,8 +6,9 @@
 use std::fmt::Write;
 
 /// Node modes in the order do-agent prints them.
-pub(crate) const CPU_MODES: [&str; 8] =
-    ["idle", "iowait", "irq", "nice", "softirq", "steal", "system", "user"];
+pub(crate) const CPU_MODES: [&str; 8] = [
+    "idle", "iowait", "irq", "nice", "softirq", "steal", "system", "user",
+];
 
 /// Share of busy time spent in each mode (idle excluded: its weight is unused). Sums to 1, so
 /// per CPU the modes other than idle advance at `u` seconds per second and idle at `1 - u`.
@@ -59,7 +60,11 @@ pub fn go_float(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if v == 0.0 {
         return "0".into();
@@ -104,10 +109,25 @@ fn gauge(out: &mut String, name: &str, help: &str, v: f64) {
 /// The exposition text of one snapshot.
 pub(crate) fn render(s: &Snapshot) -> String {
     let mut out = String::with_capacity(6 * 1024 + s.processes.len() * 160);
-    family(&mut out, "metric_writes", "Total successes and failures of metric writers", "counter");
-    sample(&mut out, "metric_writes", "reason=\"\",result=\"success\",writer=\"file\"", s.metric_writes);
+    family(
+        &mut out,
+        "metric_writes",
+        "Total successes and failures of metric writers",
+        "counter",
+    );
+    sample(
+        &mut out,
+        "metric_writes",
+        "reason=\"\",result=\"success\",writer=\"file\"",
+        s.metric_writes,
+    );
 
-    family(&mut out, "node_cpu_seconds_total", "Seconds the CPUs spent in each mode.", "counter");
+    family(
+        &mut out,
+        "node_cpu_seconds_total",
+        "Seconds the CPUs spent in each mode.",
+        "counter",
+    );
     for (cpu, modes) in s.cpu.iter().enumerate() {
         for (mode, v) in CPU_MODES.iter().zip(modes) {
             let labels = format!("cpu=\"{cpu}\",mode=\"{mode}\"");
@@ -169,9 +189,19 @@ pub(crate) fn render(s: &Snapshot) -> String {
         s.disk_written_bytes,
     );
     let fs = "device=\"/dev/vda\",device_error=\"\",fstype=\"ext4\",mountpoint=\"/\"";
-    family(&mut out, "node_filesystem_free_bytes", "Filesystem free space in bytes.", "gauge");
+    family(
+        &mut out,
+        "node_filesystem_free_bytes",
+        "Filesystem free space in bytes.",
+        "gauge",
+    );
     sample(&mut out, "node_filesystem_free_bytes", fs, s.fs_free);
-    family(&mut out, "node_filesystem_size_bytes", "Filesystem size in bytes.", "gauge");
+    family(
+        &mut out,
+        "node_filesystem_size_bytes",
+        "Filesystem size in bytes.",
+        "gauge",
+    );
     sample(&mut out, "node_filesystem_size_bytes", fs, s.fs_size);
     gauge(&mut out, "node_load1", "1m load average.", s.load1);
     gauge(&mut out, "node_load15", "15m load average.", s.load15);
@@ -187,7 +217,12 @@ pub(crate) fn render(s: &Snapshot) -> String {
     ];
     for (field, v) in mem {
         let name = format!("node_memory_{field}");
-        gauge(&mut out, &name, &format!("Memory information field {field}."), v);
+        gauge(
+            &mut out,
+            &name,
+            &format!("Memory information field {field}."),
+            v,
+        );
     }
     family(
         &mut out,
@@ -195,26 +230,51 @@ pub(crate) fn render(s: &Snapshot) -> String {
         "Network device statistic receive_bytes.",
         "counter",
     );
-    sample(&mut out, "node_network_receive_bytes_total", "device=\"eth0\"", s.net_rx);
+    sample(
+        &mut out,
+        "node_network_receive_bytes_total",
+        "device=\"eth0\"",
+        s.net_rx,
+    );
     family(
         &mut out,
         "node_network_transmit_bytes_total",
         "Network device statistic transmit_bytes.",
         "counter",
     );
-    sample(&mut out, "node_network_transmit_bytes_total", "device=\"eth0\"", s.net_tx);
+    sample(
+        &mut out,
+        "node_network_transmit_bytes_total",
+        "device=\"eth0\"",
+        s.net_tx,
+    );
     family(
         &mut out,
         "sonar_build_info",
         "A metric with a constant '1' value labeled by version from which the agent was built.",
         "gauge",
     );
-    sample(&mut out, "sonar_build_info", "revision=\"bc91446\",version=\"3.18.14\"", 1.0);
+    sample(
+        &mut out,
+        "sonar_build_info",
+        "revision=\"bc91446\",version=\"3.18.14\"",
+        1.0,
+    );
     if !s.processes.is_empty() {
-        family(&mut out, "sonar_process_cpu_time_seconds", "CPU time in seconds.", "gauge");
+        family(
+            &mut out,
+            "sonar_process_cpu_time_seconds",
+            "CPU time in seconds.",
+            "gauge",
+        );
         for p in &s.processes {
             let labels = format!("pid=\"{}\",process=\"{}\"", p.pid, p.name);
-            sample(&mut out, "sonar_process_cpu_time_seconds", &labels, p.cpu_seconds);
+            sample(
+                &mut out,
+                "sonar_process_cpu_time_seconds",
+                &labels,
+                p.cpu_seconds,
+            );
         }
         family(
             &mut out,
@@ -224,7 +284,12 @@ pub(crate) fn render(s: &Snapshot) -> String {
         );
         for p in &s.processes {
             let labels = format!("pid=\"{}\",process=\"{}\"", p.pid, p.name);
-            sample(&mut out, "sonar_process_resident_memory_bytes", &labels, p.rss_bytes);
+            sample(
+                &mut out,
+                "sonar_process_resident_memory_bytes",
+                &labels,
+                p.rss_bytes,
+            );
         }
     }
     out
@@ -243,7 +308,8 @@ pub(crate) fn garbage_body() -> Vec<u8> {
 /// Size of the `droplets_huge` body.
 pub(crate) const HUGE_BYTES: usize = 64 * 1024 * 1024;
 
-const HUGE_HEAD: &str = "# HELP doscale_sim_filler_total A series the simulator repeats to make a huge page.\n\
+const HUGE_HEAD: &str =
+    "# HELP doscale_sim_filler_total A series the simulator repeats to make a huge page.\n\
 # TYPE doscale_sim_filler_total counter\n";
 
 /// One fixed-width line of the huge body.
@@ -310,10 +376,16 @@ mod tests {
             "/../shared/fixtures/do-agent/droplet-2vcpu.prom"
         ));
         let Ok(fixture) = fixture else { return }; // the fixtures live beside the project
-        let s = Snapshot { cpu: vec![[0.0; 8]; 2], ..Default::default() };
+        let s = Snapshot {
+            cpu: vec![[0.0; 8]; 2],
+            ..Default::default()
+        };
         let ours = render(&s);
         let meta = |t: &str| -> Vec<String> {
-            t.lines().filter(|l| l.starts_with('#')).map(String::from).collect()
+            t.lines()
+                .filter(|l| l.starts_with('#'))
+                .map(String::from)
+                .collect()
         };
         assert_eq!(meta(&ours), meta(&fixture));
         let series = |t: &str| -> Vec<String> {
@@ -328,7 +400,7 @@ mod tests {
     #[test]
     fn huge_body_is_exactly_its_length() {
         let (lines, total) = huge_layout();
-        assert!(total >= HUGE_BYTES && total < HUGE_BYTES + 100);
+        assert!((HUGE_BYTES..HUGE_BYTES + 100).contains(&total));
         let mut n = 0;
         let mut buf = Vec::new();
         let mut i = 0;

@@ -113,7 +113,11 @@ impl std::fmt::Debug for SimHandle {
 /// Runs `doscale sim` in the foreground until SIGINT or SIGTERM.
 pub fn run(args: &SimArgs) -> Result<()> {
     let sim = start(args)?;
-    let first = sim.droplets().first().map(|d| format!("{}…", d.address)).unwrap_or_else(|| "none yet".into());
+    let first = sim
+        .droplets()
+        .first()
+        .map(|d| format!("{}…", d.address))
+        .unwrap_or_else(|| "none yet".into());
     let config = match &sim.config_path {
         Some(p) => format!("config written to {}", p.display()),
         None => "no config written (--config-out PATH writes one)".into(),
@@ -137,7 +141,9 @@ pub fn start(args: &SimArgs) -> Result<SimHandle> {
     let thread = std::thread::Builder::new()
         .name("doscale-sim".into())
         .spawn(move || {
-            let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+            let workers = std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .clamp(2, 8);
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(workers)
                 .thread_name("doscale-sim-worker")
@@ -204,7 +210,10 @@ async fn setup(args: &SimArgs) -> Result<Arc<Shared>> {
         .wrap_err_with(|| format!("cannot listen on {} (--listen)", args.listen))?;
     let api_addr = api.local_addr()?;
     if !api_addr.ip().is_loopback() {
-        bail!("--listen {}: the simulator serves on loopback only (127.0.0.0/8 or ::1)", args.listen);
+        bail!(
+            "--listen {}: the simulator serves on loopback only (127.0.0.0/8 or ::1)",
+            args.listen
+        );
     }
     let api_base = format!("http://{api_addr}");
     let (state, metrics_port, bound) = bind_fleet(args, api_addr).await?;
@@ -224,7 +233,9 @@ async fn setup(args: &SimArgs) -> Result<Arc<Shared>> {
             listeners.insert(id, serve::spawn_droplet(&shared, id, l));
         }
     }
-    let app = axum::Router::new().fallback(api::handle).with_state(shared.clone());
+    let app = axum::Router::new()
+        .fallback(api::handle)
+        .with_state(shared.clone());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(api, app).await {
             tracing::error!("doscale sim: the API server stopped: {e}");
@@ -241,11 +252,18 @@ async fn bind_fleet(args: &SimArgs, api_addr: SocketAddr) -> Result<Bound> {
     let mut last_err = None;
     for attempt in 0..8 {
         let base = fleet::address_base(args.seed, api_addr.port(), attempt);
-        let mut state = State::new(args.seed, &args.tag, args.droplets, base, chrono::Utc::now());
+        let mut state = State::new(
+            args.seed,
+            &args.tag,
+            args.droplets,
+            base,
+            chrono::Utc::now(),
+        );
         let mut port = args.metrics_port;
         let mut bound = Vec::with_capacity(args.droplets as usize);
         let mut failed = None;
-        let droplets: Vec<(u64, Ipv4Addr)> = state.droplets.values().map(|d| (d.id, d.addr)).collect();
+        let droplets: Vec<(u64, Ipv4Addr)> =
+            state.droplets.values().map(|d| (d.id, d.addr)).collect();
         for (id, addr) in droplets {
             match serve::bind(addr, port).await {
                 Ok(l) => {
@@ -272,7 +290,9 @@ async fn bind_fleet(args: &SimArgs, api_addr: SocketAddr) -> Result<Bound> {
                 last_err = Some(eyre!("{addr}:{port}: {e}"));
             }
             Some((addr, e)) => {
-                let hint = if e.raw_os_error() == Some(libc::EMFILE) || e.raw_os_error() == Some(libc::ENFILE) {
+                let hint = if e.raw_os_error() == Some(libc::EMFILE)
+                    || e.raw_os_error() == Some(libc::ENFILE)
+                {
                     " (too many open files: raise `ulimit -n` or use fewer --droplets)"
                 } else {
                     ""
@@ -289,12 +309,18 @@ async fn bind_fleet(args: &SimArgs, api_addr: SocketAddr) -> Result<Bound> {
 /// socket, and a thousand droplets pass the usual soft limit of 1024.
 #[allow(unsafe_code)]
 fn raise_nofile_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit and setrlimit only read and write the struct passed by pointer, which
     // lives on this stack frame for the duration of the calls.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
             libc::setrlimit(libc::RLIMIT_NOFILE, &raised);
         }
     }
@@ -304,12 +330,28 @@ impl SimHandle {
     /// Writes a ready doscale config pointing at this simulator to `path` and a token file
     /// beside it (`<stem>-token`, mode 0600). Paths in the config are relative to its folder.
     pub fn write_config(&self, path: &Path) -> Result<()> {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "sim".into());
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "sim".into());
         let token_name = format!("{stem}-token");
-        write_atomic(&dir.join(&token_name), format!("{SIM_TOKEN}\n").as_bytes(), 0o600)?;
+        write_atomic(
+            &dir.join(&token_name),
+            format!("{SIM_TOKEN}\n").as_bytes(),
+            0o600,
+        )?;
         let droplets = self.shared.lock().droplets.len();
-        let text = config_text(&self.api_url, self.metrics_port, &self.tag, &token_name, droplets);
+        let text = config_text(
+            &self.api_url,
+            self.metrics_port,
+            &self.tag,
+            &token_name,
+            droplets,
+        );
         write_atomic(path, text.as_bytes(), 0o644)
     }
 
@@ -344,7 +386,12 @@ impl SimHandle {
             .map(|d| SimDroplet {
                 id: d.id,
                 name: d.name.clone(),
-                status: if d.status == fleet::Status::Active { "active" } else { "new" }.into(),
+                status: if d.status == fleet::Status::Active {
+                    "active"
+                } else {
+                    "new"
+                }
+                .into(),
                 tags: d.tags.clone(),
                 address: d.addr,
             })
@@ -358,7 +405,9 @@ impl SimHandle {
             let r = wait_signal().await;
             let _ = tx.send(r);
         });
-        rx.recv().map_err(|_| eyre!("the simulator stopped"))?.wrap_err("waiting for a signal")
+        rx.recv()
+            .map_err(|_| eyre!("the simulator stopped"))?
+            .wrap_err("waiting for a signal")
     }
 
     /// Stops serving and waits for the simulator's threads.
@@ -448,11 +497,22 @@ max_tries = 30
 /// reader polling for the file never sees it half written.
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

@@ -93,7 +93,9 @@ async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Head> {
     let mut keep_alive = version == "HTTP/1.1";
     let mut body_len = 0usize;
     for line in lines {
-        let Some((k, v)) = line.split_once(':') else { continue };
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
         let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_ascii_lowercase());
         match k.as_str() {
             "connection" if v.contains("close") => keep_alive = false,
@@ -115,10 +117,19 @@ async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Head> {
     }
     need = need.min(buf.len());
     buf.drain(..need);
-    Some(Head { keep_alive, head_only: method == "HEAD" })
+    Some(Head {
+        keep_alive,
+        head_only: method == "HEAD",
+    })
 }
 
-fn response_head(status: &str, content_type: &str, len: usize, keep_alive: bool, extra: &str) -> String {
+fn response_head(
+    status: &str,
+    content_type: &str,
+    len: usize,
+    keep_alive: bool,
+    extra: &str,
+) -> String {
     let conn = if keep_alive { "keep-alive" } else { "close" };
     format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\nConnection: {conn}\r\n{extra}\r\n"
@@ -147,7 +158,9 @@ async fn hold(sock: &mut TcpStream) {
 async fn serve_conn(sh: Arc<Shared>, id: u64, mut sock: TcpStream) {
     let mut buf = Vec::with_capacity(1024);
     loop {
-        let Some(req) = read_request(&mut sock, &mut buf).await else { return };
+        let Some(req) = read_request(&mut sock, &mut buf).await else {
+            return;
+        };
         let fault = {
             let st = sh.lock();
             match st.droplets.get(&id) {
@@ -177,7 +190,10 @@ async fn serve_conn(sh: Arc<Shared>, id: u64, mut sock: TcpStream) {
                 write_response(&mut sock, &head, &body, req.head_only).await
             }
             MetricsFault::Redirect => {
-                let location = format!("Location: http://127.0.0.1:{}/_sim/redirected\r\n", sh.api_port);
+                let location = format!(
+                    "Location: http://127.0.0.1:{}/_sim/redirected\r\n",
+                    sh.api_port
+                );
                 let head = response_head("302 Found", "text/plain", 0, keep, &location);
                 write_response(&mut sock, &head, b"", false).await
             }
@@ -234,7 +250,10 @@ async fn open(sh: &Arc<Shared>, id: u64, mut addr: Ipv4Addr) -> Option<JoinHandl
                 }
             }
             Err(e) => {
-                tracing::warn!("doscale sim: droplet {id} cannot listen on {addr}:{}: {e}", sh.metrics_port);
+                tracing::warn!(
+                    "doscale sim: droplet {id} cannot listen on {addr}:{}: {e}",
+                    sh.metrics_port
+                );
                 return None;
             }
         }
@@ -259,7 +278,9 @@ pub(crate) async fn activate_later(sh: Arc<Shared>, id: u64) {
     let (addr, doomed, never, refused) = {
         let st = sh.lock();
         match st.droplets.get(&id) {
-            Some(d) if d.status == Status::New => (d.addr, d.doomed, d.never_active, st.faults.refuses(id)),
+            Some(d) if d.status == Status::New => {
+                (d.addr, d.doomed, d.never_active, st.faults.refuses(id))
+            }
             _ => return,
         }
     };
@@ -300,14 +321,18 @@ pub(crate) async fn apply_faults(sh: &Arc<Shared>, faults: Faults) {
             .collect()
     };
     let keep: HashSet<u64> = wanted.iter().map(|(id, _)| *id).collect();
-    let gone: Vec<u64> = listeners.keys().filter(|id| !keep.contains(id)).copied().collect();
+    let gone: Vec<u64> = listeners
+        .keys()
+        .filter(|id| !keep.contains(id))
+        .copied()
+        .collect();
     for id in gone {
         close(&mut listeners, id).await;
     }
     for (id, addr) in wanted {
-        if !listeners.contains_key(&id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = listeners.entry(id) {
             if let Some(h) = open(sh, id, addr).await {
-                listeners.insert(id, h);
+                slot.insert(h);
             }
         }
     }

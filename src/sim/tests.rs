@@ -28,7 +28,11 @@ fn args(droplets: u32) -> SimArgs {
 }
 
 fn client() -> Client {
-    Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap()
+    Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 struct T {
@@ -38,12 +42,20 @@ struct T {
 
 impl T {
     fn new(a: SimArgs) -> T {
-        T { sim: start(&a).expect("the simulator starts"), c: client() }
+        T {
+            sim: start(&a).expect("the simulator starts"),
+            c: client(),
+        }
     }
     fn url(&self, p: &str) -> String {
         format!("{}{p}", self.sim.api_url)
     }
-    fn api(&self, method: reqwest::Method, p: &str, body: Option<Value>) -> reqwest::blocking::Response {
+    fn api(
+        &self,
+        method: reqwest::Method,
+        p: &str,
+        body: Option<Value>,
+    ) -> reqwest::blocking::Response {
         let mut rb = self.c.request(method, self.url(p)).bearer_auth(TOKEN);
         if let Some(b) = body {
             rb = rb.json(&b);
@@ -63,7 +75,9 @@ impl T {
         serde_json::from_value::<DropletList>(v).unwrap().droplets
     }
     fn metrics_url(&self, d: &crate::do_api::model::Droplet) -> String {
-        let ip = d.address(crate::do_api::model::AddressKind::Private).unwrap();
+        let ip = d
+            .address(crate::do_api::model::AddressKind::Private)
+            .unwrap();
         format!("http://{ip}:{}/metrics", self.sim.metrics_port)
     }
     fn scrape(&self, url: &str) -> reqwest::Result<reqwest::blocking::Response> {
@@ -123,23 +137,39 @@ fn lists_450_droplets_over_three_pages() {
     let mut ids: Vec<u64> = all.iter().map(|d| d.id).collect();
     ids.dedup();
     assert_eq!(ids.len(), 450);
-    let mut addrs: Vec<String> = all.iter().map(|d| d.address(crate::do_api::model::AddressKind::Private).unwrap()).collect();
+    let mut addrs: Vec<String> = all
+        .iter()
+        .map(|d| {
+            d.address(crate::do_api::model::AddressKind::Private)
+                .unwrap()
+        })
+        .collect();
     addrs.sort();
     addrs.dedup();
     assert_eq!(addrs.len(), 450);
-    assert!(all.iter().all(|d| d.status == "active" && d.tags == ["web"]));
+    assert!(all
+        .iter()
+        .all(|d| d.status == "active" && d.tags == ["web"]));
     assert_eq!(all[0].name, "web-1");
     let created = chrono::DateTime::parse_from_rfc3339(&all[0].created_at).unwrap();
     assert!(chrono::Utc::now().signed_duration_since(created) > chrono::Duration::hours(23));
     // The last page links back, the first page does not.
     let last = t.get("/v2/droplets?tag_name=web&per_page=200&page=3");
-    assert!(last["links"]["pages"]["prev"].as_str().unwrap().contains("page=2"));
+    assert!(last["links"]["pages"]["prev"]
+        .as_str()
+        .unwrap()
+        .contains("page=2"));
     assert!(last["links"]["pages"].get("next").is_none());
     // Default page size.
     let first = t.get("/v2/droplets?tag_name=web");
     assert_eq!(first["droplets"].as_array().unwrap().len(), 20);
     // The log has the three pages and never the token.
-    let log: Vec<Value> = t.c.get(t.url("/_sim/requests")).send().unwrap().json().unwrap();
+    let log: Vec<Value> =
+        t.c.get(t.url("/_sim/requests"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
     let pages: Vec<&Value> = log.iter().filter(|r| r["path"] == "/v2/droplets").collect();
     assert!(pages.len() >= 3);
     assert_eq!(pages[0]["query"], "tag_name=web&per_page=200&page=1");
@@ -166,7 +196,13 @@ fn a_droplet_serves_do_agent_metrics() {
         .map(|x| x.labels.get("cpu").unwrap().to_string())
         .collect();
     assert_eq!(cpus.len(), 2);
-    for m in ["node_load1", "node_load5", "node_load15", "node_memory_MemTotal_bytes", "node_memory_MemAvailable_bytes"] {
+    for m in [
+        "node_load1",
+        "node_load5",
+        "node_load15",
+        "node_memory_MemTotal_bytes",
+        "node_memory_MemAvailable_bytes",
+    ] {
         assert!(s.samples.iter().any(|x| x.metric == m), "{m}");
     }
     assert!(text.contains("# TYPE node_cpu_seconds_total counter"));
@@ -175,7 +211,10 @@ fn a_droplet_serves_do_agent_metrics() {
     let load1 = gauge(&s, "node_load1");
     assert!((load1 - 0.6).abs() < 0.05, "load1 {load1}");
     // Any path, and keep-alive: a second request on the same client works.
-    let again = t.c.get(t.metrics_url(&ds[0]).replace("/metrics", "/")).send().unwrap();
+    let again =
+        t.c.get(t.metrics_url(&ds[0]).replace("/metrics", "/"))
+            .send()
+            .unwrap();
     assert_eq!(again.status(), StatusCode::OK);
 }
 
@@ -207,7 +246,9 @@ fn utilization_follows_the_demand() {
     assert!(gauge(&d, "node_memory_MemAvailable_bytes") > mem_busy);
     // Counters never go back.
     for (x, y) in a.samples.iter().zip(d.samples.iter()) {
-        if let (prometheus_parse::Value::Counter(x), prometheus_parse::Value::Counter(y)) = (&x.value, &y.value) {
+        if let (prometheus_parse::Value::Counter(x), prometheus_parse::Value::Counter(y)) =
+            (&x.value, &y.value)
+        {
             assert!(y >= x);
         }
     }
@@ -220,14 +261,23 @@ fn refuse_timeout_and_garbage_faults() {
     let ids: Vec<u64> = ds.iter().map(|d| d.id).collect();
     let r = t.put("/_sim/faults", json!({"droplets_refuse": [ids[0]], "droplets_timeout": [ids[1]], "droplets_garbage": [ids[2]]}));
     assert_eq!(r.status(), StatusCode::OK);
-    let f: Value = t.c.get(t.url("/_sim/faults")).send().unwrap().json().unwrap();
+    let f: Value =
+        t.c.get(t.url("/_sim/faults"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
     assert_eq!(f["droplets_refuse"], json!([ids[0]]));
     // Refused: a connection error, at once.
     let e = t.scrape(&t.metrics_url(&ds[0])).unwrap_err();
     assert!(e.is_connect(), "{e}");
     // Silent: the client's timeout.
     let t0 = Instant::now();
-    let e = t.c.get(t.metrics_url(&ds[1])).timeout(Duration::from_millis(500)).send().unwrap_err();
+    let e =
+        t.c.get(t.metrics_url(&ds[1]))
+            .timeout(Duration::from_millis(500))
+            .send()
+            .unwrap_err();
     assert!(e.is_timeout(), "{e}");
     assert!(t0.elapsed() < Duration::from_secs(2));
     // Garbage: 200, not an exposition.
@@ -236,7 +286,10 @@ fn refuse_timeout_and_garbage_faults() {
     let body = r.bytes().unwrap();
     assert!(std::str::from_utf8(&body).is_err());
     // The healthy one is fine.
-    assert_eq!(t.scrape(&t.metrics_url(&ds[3])).unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        t.scrape(&t.metrics_url(&ds[3])).unwrap().status(),
+        StatusCode::OK
+    );
     // Cleared: every droplet answers again.
     assert_eq!(t.put("/_sim/faults", json!({})).status(), StatusCode::OK);
     for d in &ds {
@@ -244,7 +297,11 @@ fn refuse_timeout_and_garbage_faults() {
         assert!(r.text().unwrap().contains("node_load1"));
     }
     // A typo is refused.
-    assert_eq!(t.put("/_sim/faults", json!({"droplets_refuze": [1]})).status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        t.put("/_sim/faults", json!({"droplets_refuze": [1]}))
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[test]
@@ -262,10 +319,17 @@ fn trickle_huge_redirect_and_linklocal_faults() {
         })
         .unwrap();
     // Trickle: the first bytes arrive slowly.
-    let addr = format!("{}:{}", ds[0].address(crate::do_api::model::AddressKind::Private).unwrap(), t.sim.metrics_port);
+    let addr = format!(
+        "{}:{}",
+        ds[0]
+            .address(crate::do_api::model::AddressKind::Private)
+            .unwrap(),
+        t.sim.metrics_port
+    );
     let mut s = TcpStream::connect(&addr).unwrap();
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let mut got = Vec::new();
     let mut b = [0u8; 64];
     let t0 = Instant::now();
@@ -276,23 +340,45 @@ fn trickle_huge_redirect_and_linklocal_faults() {
             Err(_) => {}
         }
     }
-    assert!(!got.is_empty() && got.len() <= 6, "{} bytes in 0.9 s", got.len());
+    assert!(
+        !got.is_empty() && got.len() <= 6,
+        "{} bytes in 0.9 s",
+        got.len()
+    );
     // Huge: 64 MiB announced.
     let r = t.scrape(&t.metrics_url(&ds[1])).unwrap();
     assert!(r.content_length().unwrap() >= 64 * 1024 * 1024);
     drop(r);
     // Redirect: not followed by a client without redirects; followed, it is logged.
-    let nofollow = Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let nofollow = Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let r = nofollow.get(t.metrics_url(&ds[2])).send().unwrap();
     assert_eq!(r.status(), StatusCode::FOUND);
     let loc = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(loc.starts_with("http://127.0.0.1:") && loc.ends_with("/_sim/redirected"), "{loc}");
-    assert_eq!(t.scrape(&t.metrics_url(&ds[2])).unwrap().status(), StatusCode::OK);
-    assert!(t.sim.requests().iter().any(|r| r["path"] == "/_sim/redirected"));
+    assert!(
+        loc.starts_with("http://127.0.0.1:") && loc.ends_with("/_sim/redirected"),
+        "{loc}"
+    );
+    assert_eq!(
+        t.scrape(&t.metrics_url(&ds[2])).unwrap().status(),
+        StatusCode::OK
+    );
+    assert!(t
+        .sim
+        .requests()
+        .iter()
+        .any(|r| r["path"] == "/_sim/redirected"));
     // Link-local: the API lists the metadata address as private.
     let listed = t.list();
     let d = listed.iter().find(|d| d.id == ids[3]).unwrap();
-    assert_eq!(d.address(crate::do_api::model::AddressKind::Private).unwrap(), "169.254.169.254");
+    assert_eq!(
+        d.address(crate::do_api::model::AddressKind::Private)
+            .unwrap(),
+        "169.254.169.254"
+    );
 }
 
 #[test]
@@ -310,7 +396,8 @@ fn create_turns_active_then_delete() {
     assert_eq!(listed.len(), 4);
     let new_one = listed.iter().find(|d| d.name == "web-3").unwrap().clone();
     assert_eq!(new_one.status, "new");
-    let age = chrono::Utc::now().signed_duration_since(chrono::DateTime::parse_from_rfc3339(&new_one.created_at).unwrap());
+    let age = chrono::Utc::now()
+        .signed_duration_since(chrono::DateTime::parse_from_rfc3339(&new_one.created_at).unwrap());
     assert!(age < chrono::Duration::seconds(10));
     let action_path = format!("/v2/actions/{}", created.links.actions[0].id);
     let a: ActionOne = serde_json::from_value(t.get(&action_path)).unwrap();
@@ -324,32 +411,66 @@ fn create_turns_active_then_delete() {
     assert_eq!(a.action.status, "completed");
     // A fresh 1-vCPU droplet serves metrics.
     let s = parse(&t.scrape(&t.metrics_url(&d)).unwrap().text().unwrap());
-    assert!(s.samples.iter().filter(|x| x.metric == "node_cpu_seconds_total").all(|x| x.labels.get("cpu") == Some("0")));
+    assert!(s
+        .samples
+        .iter()
+        .filter(|x| x.metric == "node_cpu_seconds_total")
+        .all(|x| x.labels.get("cpu") == Some("0")));
     // Single create answers `droplet`.
     let single = json!({"name": "web-5", "region": "nyc3", "size": "s-1vcpu-1gb", "image": "ubuntu-24-04-x64", "tags": ["web"]});
     let r = t.api(reqwest::Method::POST, "/v2/droplets", Some(single));
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let v: Value = r.json().unwrap();
     assert_eq!(v["droplet"]["name"], "web-5");
-    for k in ["memory", "vcpus", "disk", "locked", "features", "backup_ids", "next_backup_window", "snapshot_ids", "image", "volume_ids", "size", "size_slug", "region"] {
+    for k in [
+        "memory",
+        "vcpus",
+        "disk",
+        "locked",
+        "features",
+        "backup_ids",
+        "next_backup_window",
+        "snapshot_ids",
+        "image",
+        "volume_ids",
+        "size",
+        "size_slug",
+        "region",
+    ] {
         assert!(v["droplet"].get(k).is_some(), "{k}");
     }
     // Bad bodies: 422 with an error body.
     let eleven: Vec<String> = (0..11).map(|i| format!("w-{i}")).collect();
-    let r = t.api(reqwest::Method::POST, "/v2/droplets", Some(json!({"names": eleven, "region": "nyc3", "size": "s-1vcpu-1gb", "image": "x"})));
+    let r = t.api(
+        reqwest::Method::POST,
+        "/v2/droplets",
+        Some(json!({"names": eleven, "region": "nyc3", "size": "s-1vcpu-1gb", "image": "x"})),
+    );
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let e: Value = r.json().unwrap();
     assert_eq!(e["id"], "unprocessable_entity");
     assert!(e["request_id"].is_string());
-    let r = t.api(reqwest::Method::POST, "/v2/droplets", Some(json!({"name": "bad_name", "region": "nyc3", "size": "s-1vcpu-1gb", "image": "x"})));
+    let r = t.api(
+        reqwest::Method::POST,
+        "/v2/droplets",
+        Some(json!({"name": "bad_name", "region": "nyc3", "size": "s-1vcpu-1gb", "image": "x"})),
+    );
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // Delete: 204, gone from the API and the network; again: 404 with an error body.
     let url = t.metrics_url(&d);
-    let r = t.api(reqwest::Method::DELETE, &format!("/v2/droplets/{}", d.id), None);
+    let r = t.api(
+        reqwest::Method::DELETE,
+        &format!("/v2/droplets/{}", d.id),
+        None,
+    );
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(t.scrape(&url).unwrap_err().is_connect());
     assert!(t.list().iter().all(|x| x.id != d.id));
-    let r = t.api(reqwest::Method::DELETE, &format!("/v2/droplets/{}", d.id), None);
+    let r = t.api(
+        reqwest::Method::DELETE,
+        &format!("/v2/droplets/{}", d.id),
+        None,
+    );
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let e: Value = r.json().unwrap();
     assert_eq!(e["id"], "not_found");
@@ -366,17 +487,31 @@ fn create_error_and_never_active() {
     let t = T::new(args(1));
     let mk = |name: &str| json!({"name": name, "region": "nyc3", "size": "s-1vcpu-1gb", "image": "ubuntu-24-04-x64", "tags": ["web"]});
     t.put("/_sim/faults", json!({"create_error": true}));
-    let v: Value = t.api(reqwest::Method::POST, "/v2/droplets", Some(mk("web-2"))).json().unwrap();
+    let v: Value = t
+        .api(reqwest::Method::POST, "/v2/droplets", Some(mk("web-2")))
+        .json()
+        .unwrap();
     let doomed = v["droplet"]["id"].as_u64().unwrap();
     let action = v["links"]["actions"][0]["id"].as_u64().unwrap();
     t.put("/_sim/faults", json!({"never_active": true}));
-    let v: Value = t.api(reqwest::Method::POST, "/v2/droplets", Some(mk("web-3"))).json().unwrap();
+    let v: Value = t
+        .api(reqwest::Method::POST, "/v2/droplets", Some(mk("web-3")))
+        .json()
+        .unwrap();
     let stuck = v["droplet"]["id"].as_u64().unwrap();
     t.put("/_sim/faults", json!({}));
     std::thread::sleep(Duration::from_millis(700));
     let a: ActionOne = serde_json::from_value(t.get(&format!("/v2/actions/{action}"))).unwrap();
     assert_eq!(a.action.status, "errored");
-    assert_eq!(t.api(reqwest::Method::GET, &format!("/v2/droplets/{doomed}"), None).status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        t.api(
+            reqwest::Method::GET,
+            &format!("/v2/droplets/{doomed}"),
+            None
+        )
+        .status(),
+        StatusCode::NOT_FOUND
+    );
     let s = t.get(&format!("/v2/droplets/{stuck}"));
     assert_eq!(s["droplet"]["status"], "new");
     assert_eq!(s["droplet"]["networks"]["v4"], json!([]));
@@ -391,11 +526,21 @@ fn auth_rate_limit_and_api_faults() {
     let e: Value = r.json().unwrap();
     assert_eq!(e["id"], "unauthorized");
     assert_eq!(e["message"], "Unable to authenticate you.");
-    let r = t.c.get(t.url("/v2/droplets")).header("Authorization", "Bearer ").send().unwrap();
+    let r =
+        t.c.get(t.url("/v2/droplets"))
+            .header("Authorization", "Bearer ")
+            .send()
+            .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(t.api(reqwest::Method::GET, "/v2/nothing", None).status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        t.api(reqwest::Method::GET, "/v2/nothing", None).status(),
+        StatusCode::NOT_FOUND
+    );
     // Every second request refused with 429 and retry-after.
-    t.put("/_sim/faults", json!({"api_status": 429, "api_fail_every": 2}));
+    t.put(
+        "/_sim/faults",
+        json!({"api_status": 429, "api_fail_every": 2}),
+    );
     let statuses: Vec<u16> = (0..4)
         .map(|_| {
             let r = t.api(reqwest::Method::GET, "/v2/droplets?tag_name=web", None);
@@ -407,7 +552,10 @@ fn auth_rate_limit_and_api_faults() {
         .collect();
     assert_eq!(statuses, [200, 429, 200, 429]);
     t.put("/_sim/faults", json!({"api_status": 503}));
-    assert_eq!(t.api(reqwest::Method::GET, "/v2/droplets", None).status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        t.api(reqwest::Method::GET, "/v2/droplets", None).status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     t.put("/_sim/faults", json!({"api_malformed": true}));
     let r = t.api(reqwest::Method::GET, "/v2/droplets", None);
     assert!(serde_json::from_slice::<Value>(&r.bytes().unwrap()).is_err());
@@ -422,11 +570,19 @@ fn auth_rate_limit_and_api_faults() {
     t.api(reqwest::Method::GET, "/v2/droplets", None);
     assert!(t0.elapsed() >= Duration::from_millis(300));
     t.put("/_sim/faults", json!({}));
-    let statuses: Vec<u64> = t.sim.requests().iter().map(|r| r["status"].as_u64().unwrap()).collect();
+    let statuses: Vec<u64> = t
+        .sim
+        .requests()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
     assert_eq!(&statuses[..3], &[401, 401, 404]);
     assert!(!format!("{:?}", t.sim.requests()).contains(TOKEN));
     // Clearing the log.
-    assert_eq!(t.c.delete(t.url("/_sim/requests")).send().unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        t.c.delete(t.url("/_sim/requests")).send().unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
     assert!(t.sim.requests().is_empty());
 }
 
@@ -434,14 +590,23 @@ fn auth_rate_limit_and_api_faults() {
 fn hand_operations() {
     let t = T::new(args(3));
     let ds = t.list();
-    let r = t.put(&format!("/_sim/droplets/{}/tags", ds[0].id), json!(["other"]));
+    let r = t.put(
+        &format!("/_sim/droplets/{}/tags", ds[0].id),
+        json!(["other"]),
+    );
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(t.list().len(), 2);
-    let r = t.c.delete(t.url(&format!("/_sim/droplets/{}", ds[1].id))).send().unwrap();
+    let r =
+        t.c.delete(t.url(&format!("/_sim/droplets/{}", ds[1].id)))
+            .send()
+            .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(t.list().len(), 1);
     assert!(t.scrape(&t.metrics_url(&ds[1])).unwrap_err().is_connect());
-    assert!(t.sim.requests().iter().all(|r| r["method"] == "GET"), "hand operations are not API requests");
+    assert!(
+        t.sim.requests().iter().all(|r| r["method"] == "GET"),
+        "hand operations are not API requests"
+    );
     let load: Value = t.c.get(t.url("/_sim/load")).send().unwrap().json().unwrap();
     assert_eq!(load["active"], 2);
 }
@@ -459,13 +624,22 @@ fn latency_is_a_timer_not_a_thread() {
     let handles: Vec<_> = urls
         .into_iter()
         .map(|u| {
-            std::thread::spawn(move || client().get(u).send().map(|r| r.status().as_u16()).unwrap_or(0))
+            std::thread::spawn(move || {
+                client()
+                    .get(u)
+                    .send()
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            })
         })
         .collect();
     let codes: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let wall = t0.elapsed();
     assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
-    assert!(wall >= Duration::from_millis(200) && wall < Duration::from_millis(1500), "{wall:?} for 32 at once");
+    assert!(
+        wall >= Duration::from_millis(200) && wall < Duration::from_millis(1500),
+        "{wall:?} for 32 at once"
+    );
 }
 
 #[test]
@@ -482,14 +656,28 @@ fn written_config_loads() {
     assert_eq!(cfg.state_file, dir.path().join("state.json"));
     let token_file = cfg.api.token_file.clone().unwrap();
     assert_eq!(token_file, dir.path().join("sim-token"));
-    assert_eq!(std::fs::read_to_string(&token_file).unwrap().trim(), SIM_TOKEN);
+    assert_eq!(
+        std::fs::read_to_string(&token_file).unwrap().trim(),
+        SIM_TOKEN
+    );
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let g = &cfg.groups[0];
-    assert_eq!((g.tag.as_str(), g.metrics.port), ("web", t.sim.metrics_port));
+    assert_eq!(
+        (g.tag.as_str(), g.metrics.port),
+        ("web", t.sim.metrics_port)
+    );
     assert_eq!(g.health_check.ports, [t.sim.metrics_port]);
     assert!(text.starts_with("# written by doscale sim"));
-    let names: HashMap<_, _> = t.sim.droplets().into_iter().map(|d| (d.name, d.status)).collect();
+    let names: HashMap<_, _> = t
+        .sim
+        .droplets()
+        .into_iter()
+        .map(|d| (d.name, d.status))
+        .collect();
     assert_eq!(names.len(), 2);
 }
 
@@ -501,9 +689,15 @@ fn two_simulators_side_by_side() {
     for t in [&a, &b] {
         let ds = t.list();
         assert_eq!(ds.len(), 50);
-        assert_eq!(t.scrape(&t.metrics_url(&ds[49])).unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            t.scrape(&t.metrics_url(&ds[49])).unwrap().status(),
+            StatusCode::OK
+        );
     }
     a.sim.shutdown();
     let ds = b.list();
-    assert_eq!(b.scrape(&b.metrics_url(&ds[0])).unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        b.scrape(&b.metrics_url(&ds[0])).unwrap().status(),
+        StatusCode::OK
+    );
 }
