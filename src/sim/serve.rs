@@ -190,10 +190,7 @@ async fn serve_conn(sh: Arc<Shared>, id: u64, mut sock: TcpStream) {
                 write_response(&mut sock, &head, &body, req.head_only).await
             }
             MetricsFault::Redirect => {
-                let location = format!(
-                    "Location: http://127.0.0.1:{}/_sim/redirected\r\n",
-                    sh.api_port
-                );
+                let location = format!("Location: {}/_sim/redirected\r\n", sh.api_base);
                 let head = response_head("302 Found", "text/plain", 0, keep, &location);
                 write_response(&mut sock, &head, b"", false).await
             }
