@@ -771,6 +771,20 @@ async fn control(sh: Arc<Shared>, req: Request) -> Response {
             );
             r
         }
+        (&Method::GET, [] | [""]) => sim_json(
+            StatusCode::OK,
+            json!({
+                "api": sh.api_base,
+                "metrics_port": sh.metrics_port,
+                "endpoints": [
+                    "GET /_sim/requests", "DELETE /_sim/requests",
+                    "GET /_sim/load", "PUT /_sim/load {\"demand\": d}",
+                    "GET /_sim/faults", "PUT /_sim/faults {...}", "DELETE /_sim/faults",
+                    "GET /_sim/droplets", "DELETE /_sim/droplets/{id}",
+                    "PUT /_sim/droplets/{id}/tags [\"tag\", ...]",
+                ],
+            }),
+        ),
         _ => sim_error(
             StatusCode::NOT_FOUND,
             format!("no simulator endpoint {method} {path}"),

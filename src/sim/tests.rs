@@ -701,3 +701,22 @@ fn two_simulators_side_by_side() {
         StatusCode::OK
     );
 }
+
+#[test]
+fn an_empty_fleet_grows() {
+    let t = T::new(args(0));
+    assert!(t.sim.metrics_port > 0);
+    assert!(t.list().is_empty());
+    let body = json!({"name": "web-1", "region": "nyc3", "size": "s-2vcpu-4gb",
+                      "image": "ubuntu-24-04-x64", "tags": ["web"]});
+    let r = t.api(reqwest::Method::POST, "/v2/droplets", Some(body));
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    std::thread::sleep(Duration::from_millis(600));
+    let ds = t.list();
+    assert_eq!(ds[0].status, "active");
+    t.sim.set_demand(0.5);
+    let text = t.scrape(&t.metrics_url(&ds[0])).unwrap().text().unwrap();
+    assert!(text.contains("node_load1"));
+    let index: Value = t.c.get(t.url("/_sim")).send().unwrap().json().unwrap();
+    assert!(index["endpoints"].is_array());
+}
