@@ -1,1 +1,955 @@
-//! Apply (shell). STUB.
+//! Carrying a plan out through the API (DESIGN.md §5), crash-safe: the intent of every create
+//! and destroy is recorded in state (and the state saved) before the request, the outcome
+//! after, so a run killed at any point is reconciled by the next one — pending creates are
+//! found again by tag and name (never created twice), pending destroys are finished.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use color_eyre::Result;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::config::{Group, HealthCheck, Hook, HookEvent, OnUnhealthy, Scale};
+use crate::do_api::model::{CreateRequest, Droplet};
+use crate::do_api::{Deleted, DoApi};
+use crate::plan::GroupPlan;
+use crate::state::{
+    GroupState, HistoryDroplet, HistoryEntry, PendingKind, PendingOp, State, Store,
+};
+
+/// At most this many names per `POST /v2/droplets`.
+pub const CREATE_BATCH: usize = 10;
+/// A pending operation older than this is given up (reported, and the droplet destroyed when
+/// `on_unhealthy = "destroy"`).
+pub const PENDING_GIVE_UP: Duration = Duration::from_secs(30 * 60);
+
+/// A request apply sends (or, in a dry run, would send).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShownRequest {
+    pub method: String,
+    pub path: String,
+    pub body: serde_json::Value,
+}
+
+/// What apply did for one group (`apply --output json`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GroupReport {
+    pub name: String,
+    pub requests: Vec<ShownRequest>,
+    pub created: Vec<u64>,
+    pub destroyed: Vec<u64>,
+    pub errors: Vec<String>,
+    /// Still pending after this run (waiting for active / health, or destroy not yet seen).
+    pub pending: Vec<String>,
+}
+
+/// Where state goes after each step: the whole document is saved (atomically) each time.
+pub struct Saver<'a> {
+    pub store: Option<&'a Store>,
+}
+
+impl Saver<'_> {
+    pub fn save(&self, state: &State) -> Result<()> {
+        match self.store {
+            Some(s) => s.save(state),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Applies (or, with `dry_run`, shows) one group's plan. `listing` is what the API lists now
+/// for the group's tag.
+pub fn apply_group(
+    api: &dyn DoApi,
+    group: &Group,
+    plan: &GroupPlan,
+    state: &mut State,
+    saver: &Saver<'_>,
+    listing: &[Droplet],
+    dry_run: bool,
+) -> Result<GroupReport> {
+    let mut rep = GroupReport {
+        name: group.name.clone(),
+        ..Default::default()
+    };
+
+    if dry_run {
+        for p in &state.group_mut(&group.name).pending {
+            rep.pending
+                .push(format!("{:?} {} ({})", p.kind, p.name, p.stage).to_lowercase());
+        }
+        if !plan.create.is_empty() {
+            match create_requests(group, &plan.create) {
+                Ok(reqs) => {
+                    for r in reqs {
+                        rep.requests.push(ShownRequest {
+                            method: "POST".into(),
+                            path: "/v2/droplets".into(),
+                            body: serde_json::to_value(&r)?,
+                        });
+                    }
+                }
+                Err(e) => rep.errors.push(e),
+            }
+        }
+        for d in &plan.destroy {
+            match destroy_allowed(group, listing, d.id) {
+                Ok(()) => rep.requests.push(ShownRequest {
+                    method: "DELETE".into(),
+                    path: format!("/v2/droplets/{}", d.id),
+                    body: serde_json::Value::Null,
+                }),
+                Err(e) => rep.errors.push(e),
+            }
+        }
+        return Ok(rep);
+    }
+
+    reconcile(api, group, state, saver, listing, &mut rep)?;
+
+    if !plan.create.is_empty() {
+        create(api, group, plan, state, saver, &mut rep)?;
+    }
+    if !plan.destroy.is_empty() {
+        destroy(api, group, plan, state, saver, listing, &mut rep)?;
+    }
+    for p in &state.group_mut(&group.name).pending {
+        rep.pending
+            .push(format!("{:?} {} ({})", p.kind, p.name, p.stage).to_lowercase());
+    }
+    Ok(rep)
+}
+
+/// The `POST /v2/droplets` bodies for `names` (batches of at most 10).
+pub fn create_requests(
+    group: &Group,
+    names: &[String],
+) -> std::result::Result<Vec<CreateRequest>, String> {
+    let Some(t) = &group.template else {
+        return Err(format!(
+            "group {}: no [group.template]: cannot create droplets",
+            group.name
+        ));
+    };
+    let user_data = match &t.user_data_file {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
+            format!(
+                "group {}: reading user_data_file {}: {e}",
+                group.name,
+                p.display()
+            )
+        })?),
+        None => None,
+    };
+    Ok(names
+        .chunks(CREATE_BATCH)
+        .map(|chunk| CreateRequest {
+            names: chunk.to_vec(),
+            region: t.region.clone(),
+            size: t.size.clone(),
+            image: t.image.clone(),
+            ssh_keys: t.ssh_keys.clone(),
+            backups: t.backups,
+            ipv6: t.ipv6,
+            monitoring: t.monitoring,
+            tags: t.tags.clone(),
+            user_data: user_data.clone(),
+            vpc_uuid: t.vpc_uuid.clone(),
+        })
+        .collect())
+}
+
+/// A droplet may be destroyed only if the API lists it now in the group, active or new, and
+/// it does not carry the protect tag.
+fn destroy_allowed(group: &Group, listing: &[Droplet], id: u64) -> std::result::Result<(), String> {
+    let Some(d) = listing.iter().find(|d| d.id == id) else {
+        return Err(format!(
+            "droplet {id} is no longer listed with tag {}: not destroyed",
+            group.tag
+        ));
+    };
+    if !d.tags.iter().any(|t| t == &group.tag) {
+        return Err(format!(
+            "droplet {id} does not carry the group tag {}: not destroyed",
+            group.tag
+        ));
+    }
+    if let Some(p) = &group.protect_tag {
+        if d.tags.iter().any(|t| t == p) {
+            return Err(format!(
+                "droplet {id} carries the protect tag {p}: not destroyed"
+            ));
+        }
+    }
+    if d.status != "active" && d.status != "new" {
+        return Err(format!("droplet {id} is {}: not destroyed", d.status));
+    }
+    Ok(())
+}
+
+fn reason_of(plan: &GroupPlan) -> String {
+    let r = plan
+        .reasons
+        .iter()
+        .take(3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if r.is_empty() {
+        format!("plan: {} → {}", plan.current, plan.desired)
+    } else {
+        format!("plan: {} → {}: {r}", plan.current, plan.desired)
+    }
+}
+
+fn create(
+    api: &dyn DoApi,
+    group: &Group,
+    plan: &GroupPlan,
+    state: &mut State,
+    saver: &Saver<'_>,
+    rep: &mut GroupReport,
+) -> Result<()> {
+    let requests = match create_requests(group, &plan.create) {
+        Ok(r) => r,
+        Err(e) => {
+            rep.errors.push(e);
+            return Ok(());
+        }
+    };
+    let event = json!({"event": "before_create", "group": group.name, "names": plan.create});
+    if let Err(e) = run_hooks(
+        group,
+        HookEvent::BeforeCreate,
+        &event,
+        &HookVars::group(group),
+    ) {
+        let msg = format!("create of {} cancelled: {e}", plan.create.join(", "));
+        record(
+            state,
+            group,
+            Scale::Up,
+            &plan.create,
+            None,
+            &reason_of(plan),
+            &format!("cancelled: {e}"),
+        );
+        saver.save(state)?;
+        rep.errors.push(msg);
+        return Ok(());
+    }
+    // Intent first, saved, then the request.
+    let now = Utc::now();
+    {
+        let gs = state.group_mut(&group.name);
+        gs.push_history(HistoryEntry {
+            at: now,
+            direction: Scale::Up,
+            droplets: plan
+                .create
+                .iter()
+                .map(|n| HistoryDroplet {
+                    id: None,
+                    name: n.clone(),
+                    outcome: None,
+                })
+                .collect(),
+            reason: reason_of(plan),
+            outcome: "pending".into(),
+            finished_at: None,
+        });
+        for n in &plan.create {
+            gs.pending.push(PendingOp {
+                kind: PendingKind::Create,
+                name: n.clone(),
+                id: None,
+                since: now,
+                stage: "intent".into(),
+            });
+        }
+    }
+    saver.save(state)?;
+
+    for req in requests {
+        rep.requests.push(ShownRequest {
+            method: "POST".into(),
+            path: "/v2/droplets".into(),
+            body: serde_json::to_value(&req)?,
+        });
+        match api.create(&req) {
+            Ok(resp) => {
+                let gs = state.group_mut(&group.name);
+                for d in &resp.droplets {
+                    set_pending(gs, &d.name, Some(d.id), "requested");
+                    set_history_id(gs, &d.name, d.id);
+                }
+            }
+            Err(e) => {
+                // Never retried blindly: whatever the error, look for the droplets by name.
+                tracing::warn!(
+                    "create request failed: {e}; looking for the droplets by tag and name"
+                );
+                let found = api.list_all(&group.tag).unwrap_or_default();
+                let gs = state.group_mut(&group.name);
+                for n in &req.names {
+                    match found.iter().find(|d| &d.name == n) {
+                        Some(d) => {
+                            set_pending(gs, n, Some(d.id), "requested");
+                            set_history_id(gs, n, d.id);
+                        }
+                        None => {
+                            gs.pending
+                                .retain(|p| !(p.kind == PendingKind::Create && &p.name == n));
+                            set_history_outcome(gs, n, &format!("failed: {e}"));
+                        }
+                    }
+                }
+                rep.errors
+                    .push(format!("creating {}: {e}", req.names.join(", ")));
+            }
+        }
+        saver.save(state)?;
+    }
+    finish_creates(api, group, state, saver, rep)
+}
+
+/// Waits for this group's pending creates to turn active and pass the health check.
+fn finish_creates(
+    api: &dyn DoApi,
+    group: &Group,
+    state: &mut State,
+    saver: &Saver<'_>,
+    rep: &mut GroupReport,
+) -> Result<()> {
+    let waiting: Vec<u64> = state
+        .group_mut(&group.name)
+        .pending
+        .iter()
+        .filter(|p| p.kind == PendingKind::Create)
+        .filter_map(|p| p.id)
+        .collect();
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let hc = &group.health_check;
+    let budget = hc.interval.max(Duration::from_millis(200)) * hc.max_tries;
+    let deadline = Instant::now() + budget;
+    let mut active: BTreeMap<u64, Droplet> = BTreeMap::new();
+    let mut gone: Vec<u64> = Vec::new();
+    let pb = progress(
+        waiting.len() as u64,
+        &format!("waiting for {} droplet(s) to turn active", waiting.len()),
+    );
+    loop {
+        let listing = api.list_all(&group.tag)?;
+        let by_id: HashMap<u64, &Droplet> = listing.iter().map(|d| (d.id, d)).collect();
+        for id in &waiting {
+            if active.contains_key(id) || gone.contains(id) {
+                continue;
+            }
+            match by_id.get(id) {
+                Some(d) if d.status == "active" => {
+                    active.insert(*id, (*d).clone());
+                    if let Some(pb) = &pb {
+                        pb.inc(1);
+                    }
+                }
+                Some(_) => {}
+                None => gone.push(*id),
+            }
+        }
+        if active.len() + gone.len() == waiting.len() || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(
+            Duration::from_millis(500).min(hc.interval.max(Duration::from_millis(100))),
+        );
+    }
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    {
+        let gs = state.group_mut(&group.name);
+        for id in &gone {
+            let name = pending_name(gs, *id);
+            gs.pending.retain(|p| p.id != Some(*id));
+            set_history_outcome(
+                gs,
+                &name,
+                "failed: the droplet disappeared before turning active (create action errored?)",
+            );
+            rep.errors.push(format!("droplet {name} ({id}) disappeared before turning active: its create action probably errored"));
+        }
+        for id in &waiting {
+            if !active.contains_key(id) && !gone.contains(id) {
+                let name = pending_name(gs, *id);
+                rep.errors.push(format!(
+                    "droplet {name} ({id}) is not active after {}: still pending, the next pass looks again",
+                    humantime::format_duration(budget)
+                ));
+            }
+        }
+        for id in active.keys() {
+            let name = pending_name(gs, *id);
+            set_pending(gs, &name, Some(*id), "active");
+        }
+    }
+    saver.save(state)?;
+
+    // Health check, all droplets in parallel threads.
+    let checks: Vec<(u64, String, std::result::Result<(), String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = active
+            .values()
+            .map(|d| {
+                let addr = d.address(group.metrics.address);
+                let (id, name) = (d.id, d.name.clone());
+                s.spawn(move || (id, name, health_check(addr.as_deref(), hc)))
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    for (id, name, result) in checks {
+        match result {
+            Ok(()) => {
+                let gs = state.group_mut(&group.name);
+                gs.pending.retain(|p| p.id != Some(id));
+                set_history_outcome(gs, &name, "healthy");
+                rep.created.push(id);
+                saver.save(state)?;
+                let d = &active[&id];
+                let vars = HookVars::droplet(group, d);
+                let ev = json!({"event": "after_create", "group": group.name, "id": id, "name": name, "private_ip": vars.private_ip});
+                if let Err(e) = run_hooks(group, HookEvent::AfterCreate, &ev, &vars) {
+                    rep.errors
+                        .push(format!("after_create hook for {name}: {e}"));
+                }
+            }
+            Err(why) => {
+                rep.errors
+                    .push(format!("droplet {name} ({id}) is unhealthy: {why}"));
+                let gs = state.group_mut(&group.name);
+                gs.pending.retain(|p| p.id != Some(id));
+                set_history_outcome(gs, &name, &format!("unhealthy: {why}"));
+                saver.save(state)?;
+                if group.on_unhealthy == OnUnhealthy::Destroy {
+                    destroy_one(
+                        api,
+                        group,
+                        state,
+                        saver,
+                        id,
+                        &name,
+                        "unhealthy after creation",
+                        rep,
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// TCP health check: every port must accept a connection; `max_tries` rounds `interval` apart.
+pub fn health_check(addr: Option<&str>, hc: &HealthCheck) -> std::result::Result<(), String> {
+    let Some(addr) = addr else {
+        return Err("no address to check".into());
+    };
+    let ip: IpAddr = addr.parse().map_err(|_| format!("bad address {addr}"))?;
+    if let Some(why) = crate::scrape::forbidden(ip) {
+        return Err(format!("address {ip} is {why}"));
+    }
+    let mut last = String::new();
+    for attempt in 1..=hc.max_tries {
+        let failed: Vec<String> = hc
+            .ports
+            .iter()
+            .filter_map(|p| {
+                TcpStream::connect_timeout(&SocketAddr::new(ip, *p), hc.timeout)
+                    .err()
+                    .map(|e| format!("port {p}: {e}"))
+            })
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        last = failed.join(", ");
+        if attempt < hc.max_tries {
+            std::thread::sleep(hc.interval);
+        }
+    }
+    Err(format!("{} tries: {last}", hc.max_tries))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn destroy_one(
+    api: &dyn DoApi,
+    group: &Group,
+    state: &mut State,
+    saver: &Saver<'_>,
+    id: u64,
+    name: &str,
+    reason: &str,
+    rep: &mut GroupReport,
+) -> Result<()> {
+    let now = Utc::now();
+    {
+        let gs = state.group_mut(&group.name);
+        gs.push_history(HistoryEntry {
+            at: now,
+            direction: Scale::Down,
+            droplets: vec![HistoryDroplet {
+                id: Some(id),
+                name: name.into(),
+                outcome: None,
+            }],
+            reason: reason.into(),
+            outcome: "pending".into(),
+            finished_at: None,
+        });
+        gs.pending.push(PendingOp {
+            kind: PendingKind::Destroy,
+            name: name.into(),
+            id: Some(id),
+            since: now,
+            stage: "intent".into(),
+        });
+    }
+    saver.save(state)?;
+    rep.requests.push(ShownRequest {
+        method: "DELETE".into(),
+        path: format!("/v2/droplets/{id}"),
+        body: serde_json::Value::Null,
+    });
+    let result = api.delete(id);
+    let gs = state.group_mut(&group.name);
+    match result {
+        Ok(d) => {
+            gs.pending
+                .retain(|p| !(p.kind == PendingKind::Destroy && p.id == Some(id)));
+            set_history_outcome_id(
+                gs,
+                id,
+                if d == Deleted::AlreadyGone {
+                    "already gone"
+                } else {
+                    "destroyed"
+                },
+            );
+            rep.destroyed.push(id);
+        }
+        Err(e) => {
+            set_pending(gs, name, Some(id), "requested");
+            rep.errors.push(format!("destroying {name} ({id}): {e}"));
+        }
+    }
+    saver.save(state)
+}
+
+fn destroy(
+    api: &dyn DoApi,
+    group: &Group,
+    plan: &GroupPlan,
+    state: &mut State,
+    saver: &Saver<'_>,
+    listing: &[Droplet],
+    rep: &mut GroupReport,
+) -> Result<()> {
+    for d in &plan.destroy {
+        if let Err(e) = destroy_allowed(group, listing, d.id) {
+            rep.errors.push(e);
+            continue;
+        }
+        let listed = listing.iter().find(|x| x.id == d.id).expect("checked");
+        let vars = HookVars::droplet(group, listed);
+        let ev = json!({"event": "before_destroy", "group": group.name, "id": d.id, "name": d.name, "private_ip": vars.private_ip});
+        if let Err(e) = run_hooks(group, HookEvent::BeforeDestroy, &ev, &vars) {
+            rep.errors
+                .push(format!("destroy of {} ({}) cancelled: {e}", d.name, d.id));
+            let gs = state.group_mut(&group.name);
+            gs.push_history(HistoryEntry {
+                at: Utc::now(),
+                direction: Scale::Down,
+                droplets: vec![HistoryDroplet {
+                    id: Some(d.id),
+                    name: d.name.clone(),
+                    outcome: Some(format!("cancelled: {e}")),
+                }],
+                reason: reason_of(plan),
+                outcome: format!("cancelled: {e}"),
+                finished_at: Some(Utc::now()),
+            });
+            saver.save(state)?;
+            continue;
+        }
+        let before = rep.destroyed.len();
+        destroy_one(
+            api,
+            group,
+            state,
+            saver,
+            d.id,
+            &d.name,
+            &format!("{} ({})", reason_of(plan), d.why),
+            rep,
+        )?;
+        if rep.destroyed.len() > before {
+            let ev = json!({"event": "after_destroy", "group": group.name, "id": d.id, "name": d.name, "private_ip": vars.private_ip});
+            if let Err(e) = run_hooks(group, HookEvent::AfterDestroy, &ev, &vars) {
+                rep.errors
+                    .push(format!("after_destroy hook for {}: {e}", d.name));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Brings pending operations left by an earlier run (killed, or still waiting) to an end.
+fn reconcile(
+    api: &dyn DoApi,
+    group: &Group,
+    state: &mut State,
+    saver: &Saver<'_>,
+    listing: &[Droplet],
+    rep: &mut GroupReport,
+) -> Result<()> {
+    let now = Utc::now();
+    let pending = state.group_mut(&group.name).pending.clone();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(group = %group.name, n = pending.len(), "reconciling pending operations");
+    let by_name: HashMap<&str, &Droplet> = listing.iter().map(|d| (d.name.as_str(), d)).collect();
+    let by_id: HashMap<u64, &Droplet> = listing.iter().map(|d| (d.id, d)).collect();
+    let mut to_destroy = Vec::new();
+    {
+        let gs = state.group_mut(&group.name);
+        for p in &pending {
+            let age = (now - p.since).to_std().unwrap_or_default();
+            match p.kind {
+                PendingKind::Create => {
+                    let found = match p.id {
+                        Some(id) => by_id.get(&id).copied(),
+                        None => by_name.get(p.name.as_str()).copied(),
+                    };
+                    match found {
+                        Some(d) => {
+                            if p.id.is_none() {
+                                tracing::info!(
+                                    "found droplet {} ({}) created by an interrupted run",
+                                    d.name,
+                                    d.id
+                                );
+                                set_history_id(gs, &p.name, d.id);
+                            }
+                            set_pending(
+                                gs,
+                                &p.name,
+                                Some(d.id),
+                                if d.status == "active" {
+                                    "active"
+                                } else {
+                                    "requested"
+                                },
+                            );
+                            if age > PENDING_GIVE_UP && d.status != "active" {
+                                gs.pending.retain(|x| x.name != p.name);
+                                set_history_outcome(gs, &p.name, "failed: never became active");
+                                rep.errors.push(format!(
+                                    "droplet {} ({}) never became active in {}",
+                                    d.name,
+                                    d.id,
+                                    humantime::format_duration(PENDING_GIVE_UP)
+                                ));
+                                if group.on_unhealthy == OnUnhealthy::Destroy {
+                                    to_destroy.push((d.id, d.name.clone()));
+                                }
+                            }
+                        }
+                        None => {
+                            // Not listed: the request was never sent (killed before it), failed,
+                            // or the droplet is gone again. Either way nothing is on its way.
+                            gs.pending
+                                .retain(|x| !(x.kind == PendingKind::Create && x.name == p.name));
+                            let why = if p.id.is_some() {
+                                "failed: the droplet disappeared"
+                            } else {
+                                "not created: the run was interrupted before the request, or it failed"
+                            };
+                            set_history_outcome(gs, &p.name, why);
+                        }
+                    }
+                }
+                PendingKind::Destroy => {
+                    if let Some(id) = p.id {
+                        if by_id.contains_key(&id) {
+                            to_destroy.push((id, p.name.clone()));
+                            gs.pending
+                                .retain(|x| !(x.kind == PendingKind::Destroy && x.id == Some(id)));
+                        } else {
+                            gs.pending
+                                .retain(|x| !(x.kind == PendingKind::Destroy && x.id == Some(id)));
+                            set_history_outcome_id(gs, id, "destroyed");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    saver.save(state)?;
+    for (id, name) in to_destroy {
+        if destroy_allowed(group, listing, id).is_ok() {
+            destroy_one(
+                api,
+                group,
+                state,
+                saver,
+                id,
+                &name,
+                "finishing an interrupted destroy",
+                rep,
+            )?;
+        }
+    }
+    finish_creates(api, group, state, saver, rep)
+}
+
+fn pending_name(gs: &GroupState, id: u64) -> String {
+    gs.pending
+        .iter()
+        .find(|p| p.id == Some(id))
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|| id.to_string())
+}
+
+fn set_pending(gs: &mut GroupState, name: &str, id: Option<u64>, stage: &str) {
+    for p in gs
+        .pending
+        .iter_mut()
+        .filter(|p| p.kind == PendingKind::Create && p.name == name)
+    {
+        if id.is_some() {
+            p.id = id;
+        }
+        p.stage = stage.into();
+    }
+}
+
+fn set_history_id(gs: &mut GroupState, name: &str, id: u64) {
+    for e in gs
+        .history
+        .iter_mut()
+        .rev()
+        .filter(|e| e.direction == Scale::Up)
+    {
+        if let Some(d) = e.droplets.iter_mut().find(|d| d.name == name) {
+            d.id = Some(id);
+            return;
+        }
+    }
+}
+
+fn set_history_outcome(gs: &mut GroupState, name: &str, outcome: &str) {
+    for e in gs.history.iter_mut().rev() {
+        if let Some(d) = e
+            .droplets
+            .iter_mut()
+            .find(|d| d.name == name && d.outcome.is_none())
+        {
+            d.outcome = Some(outcome.into());
+            finish_entry(e);
+            return;
+        }
+    }
+}
+
+fn set_history_outcome_id(gs: &mut GroupState, id: u64, outcome: &str) {
+    for e in gs.history.iter_mut().rev() {
+        if let Some(d) = e
+            .droplets
+            .iter_mut()
+            .find(|d| d.id == Some(id) && d.outcome.is_none())
+        {
+            d.outcome = Some(outcome.into());
+            finish_entry(e);
+            return;
+        }
+    }
+}
+
+/// An entry is finished when every droplet has an outcome.
+fn finish_entry(e: &mut HistoryEntry) {
+    if e.droplets.iter().any(|d| d.outcome.is_none()) {
+        return;
+    }
+    let good = |o: &str| o == "healthy" || o == "destroyed" || o == "already gone";
+    let n_good = e
+        .droplets
+        .iter()
+        .filter(|d| good(d.outcome.as_deref().unwrap_or("")))
+        .count();
+    e.outcome = if n_good == e.droplets.len() {
+        "done".into()
+    } else if n_good == 0 {
+        "failed".into()
+    } else {
+        "partial".into()
+    };
+    e.finished_at = Some(Utc::now());
+}
+
+fn record(
+    state: &mut State,
+    group: &Group,
+    dir: Scale,
+    names: &[String],
+    id: Option<u64>,
+    reason: &str,
+    outcome: &str,
+) {
+    state.group_mut(&group.name).push_history(HistoryEntry {
+        at: Utc::now(),
+        direction: dir,
+        droplets: names
+            .iter()
+            .map(|n| HistoryDroplet {
+                id,
+                name: n.clone(),
+                outcome: Some(outcome.into()),
+            })
+            .collect(),
+        reason: reason.into(),
+        outcome: outcome.into(),
+        finished_at: Some(Utc::now()),
+    });
+}
+
+fn progress(len: u64, msg: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    pb.set_message(msg.to_string());
+    Some(pb)
+}
+
+// ---------------------------------------------------------------------------------------
+// Hooks.
+
+/// Values substituted into hook arguments.
+pub struct HookVars {
+    pub group: String,
+    pub id: String,
+    pub name: String,
+    pub private_ip: String,
+}
+
+impl HookVars {
+    fn group(g: &Group) -> Self {
+        HookVars {
+            group: g.name.clone(),
+            id: String::new(),
+            name: String::new(),
+            private_ip: String::new(),
+        }
+    }
+    fn droplet(g: &Group, d: &Droplet) -> Self {
+        HookVars {
+            group: g.name.clone(),
+            id: d.id.to_string(),
+            name: d.name.clone(),
+            private_ip: d
+                .address(crate::do_api::model::AddressKind::Private)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Runs every hook of `event`; the first failure stops and is returned.
+fn run_hooks(
+    group: &Group,
+    event: HookEvent,
+    payload: &serde_json::Value,
+    vars: &HookVars,
+) -> std::result::Result<(), String> {
+    for h in group.hooks.iter().filter(|h| h.on == event) {
+        run_hook(h, payload, vars)?;
+    }
+    Ok(())
+}
+
+/// One hook: the event as JSON on stdin, `{id}` `{name}` `{private_ip}` `{group}` in the
+/// arguments, killed after its timeout.
+pub fn run_hook(
+    h: &Hook,
+    payload: &serde_json::Value,
+    vars: &HookVars,
+) -> std::result::Result<(), String> {
+    let subst = |s: &str| {
+        s.replace("{id}", &vars.id)
+            .replace("{name}", &vars.name)
+            .replace("{private_ip}", &vars.private_ip)
+            .replace("{group}", &vars.group)
+    };
+    let program = subst(&h.command[0]);
+    let mut child = Command::new(&program)
+        .args(h.command[1..].iter().map(|a| subst(a)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env_remove("DIGITALOCEAN_TOKEN")
+        .spawn()
+        .map_err(|e| format!("hook {program}: cannot start: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(payload.to_string().as_bytes());
+    }
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                if status.success() {
+                    return Ok(());
+                }
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = (&mut e).take(400).read_to_string(&mut err);
+                }
+                let err = crate::output::sanitize(err.trim());
+                return Err(format!(
+                    "hook {program} exited with {}{}",
+                    status
+                        .code()
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "a signal".into()),
+                    if err.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {err}")
+                    }
+                ));
+            }
+            Ok(None) if started.elapsed() >= h.timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "hook {program} did not finish within {}: killed",
+                    humantime::format_duration(h.timeout)
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("hook {program}: {e}")),
+        }
+    }
+}

@@ -12,7 +12,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Each subcommand does one pass and keeps its state in a small JSON file; a systemd timer
 /// chains them (`scrape`, `evaluate`, `plan`, `apply`, or `run` for all four).
 #[derive(Debug, Parser)]
-#[command(name = "doscale", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "doscale",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

@@ -433,7 +433,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and validates configuration text; `path` is used for messages and relative paths.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let cx = Cx { file: path.display().to_string(), text };
+    let cx = Cx {
+        file: path.display().to_string(),
+        text,
+    };
     let raw: RawConfig = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let rel = |p: &str| -> PathBuf {
@@ -483,10 +486,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     for g in &raw.group {
         let group = cx.group(g.get_ref(), &rel)?;
         if !names.insert(group.name.clone()) {
-            return Err(cx.at(g.get_ref().name.span(), "group.name", format!(
-                "a group named {:?} is already defined: group names must be unique",
-                group.name
-            )));
+            return Err(cx.at(
+                g.get_ref().name.span(),
+                "group.name",
+                format!(
+                    "a group named {:?} is already defined: group names must be unique",
+                    group.name
+                ),
+            ));
         }
         if !tags.insert(group.tag.clone()) {
             return Err(cx.at(g.get_ref().tag.span(), "group.tag", format!(
@@ -519,9 +526,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
 
 /// `https://` anywhere, `http://` only to loopback (the simulator, a local mock).
 pub fn check_api_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| {
-        format!("not a URL ({e}): expected e.g. \"https://api.digitalocean.com\"")
-    })?;
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| format!("not a URL ({e}): expected e.g. \"https://api.digitalocean.com\""))?;
     match parsed.scheme() {
         "https" => Ok(()),
         "http" => {
@@ -540,7 +546,6 @@ pub fn check_api_url(url: &str) -> Result<(), String> {
         other => Err(format!("unsupported scheme {other:?}: use https://")),
     }
 }
-
 
 mod url_host {
     pub use url::Host::{Domain, Ipv4, Ipv6};
@@ -562,7 +567,13 @@ impl Cx<'_> {
 
     fn at(&self, span: Range<usize>, key: &str, msg: impl Into<String>) -> ConfigError {
         let (line, col) = self.line_col(span.start);
-        ConfigError { file: self.file.clone(), line, col, key: key.into(), msg: msg.into() }
+        ConfigError {
+            file: self.file.clone(),
+            line,
+            col,
+            key: key.into(),
+            msg: msg.into(),
+        }
     }
 
     fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
@@ -575,7 +586,13 @@ impl Cx<'_> {
             .filter(|_| msg.contains("field"))
             .unwrap_or_default()
             .to_string();
-        ConfigError { file: self.file.clone(), line, col, key, msg }
+        ConfigError {
+            file: self.file.clone(),
+            line,
+            col,
+            key,
+            msg,
+        }
     }
 
     fn non_empty(&self, s: &Spanned<String>, key: &str) -> Result<(), ConfigError> {
@@ -604,7 +621,11 @@ impl Cx<'_> {
     fn count(&self, v: &Spanned<i64>, key: &str, min: i64, max: i64) -> Result<u32, ConfigError> {
         let n = *v.get_ref();
         if n < min || n > max {
-            return Err(self.at(v.span(), key, format!("expected a whole number from {min} to {max}, got {n}")));
+            return Err(self.at(
+                v.span(),
+                key,
+                format!("expected a whole number from {min} to {max}, got {n}"),
+            ));
         }
         Ok(n as u32)
     }
@@ -642,9 +663,17 @@ impl Cx<'_> {
         let min = self.count(&g.min, &k("min"), 0, 10_000)?;
         let max = self.count(&g.max, &k("max"), 0, 10_000)?;
         if min > max {
-            return Err(self.at(g.max.span(), &k("max"), format!("max ({max}) is below min ({min}): expected max >= min")));
+            return Err(self.at(
+                g.max.span(),
+                &k("max"),
+                format!("max ({max}) is below min ({min}): expected max >= min"),
+            ));
         }
-        let max_step_up = g.max_step_up.as_ref().map(|v| self.count(v, &k("max_step_up"), 1, 10_000)).transpose()?;
+        let max_step_up = g
+            .max_step_up
+            .as_ref()
+            .map(|v| self.count(v, &k("max_step_up"), 1, 10_000))
+            .transpose()?;
         let max_step_down = match &g.max_step_down {
             Some(v) => self.count(v, &k("max_step_down"), 1, 10_000)?,
             None => 1,
@@ -667,9 +696,13 @@ impl Cx<'_> {
             Some(v) => {
                 let f = *v.get_ref();
                 if !(0.0..=1.0).contains(&f) {
-                    return Err(self.at(v.span(), &k("min_reporting"), format!(
-                        "expected a share from 0.0 to 1.0 of the eligible droplets, got {f}"
-                    )));
+                    return Err(self.at(
+                        v.span(),
+                        &k("min_reporting"),
+                        format!(
+                            "expected a share from 0.0 to 1.0 of the eligible droplets, got {f}"
+                        ),
+                    ));
                 }
                 f
             }
@@ -680,9 +713,11 @@ impl Cx<'_> {
                 "keep" => OnUnhealthy::Keep,
                 "destroy" => OnUnhealthy::Destroy,
                 other => {
-                    return Err(self.at(s.span(), &k("on_unhealthy"), format!(
-                        "unknown value {other:?}: expected \"keep\" or \"destroy\""
-                    )))
+                    return Err(self.at(
+                        s.span(),
+                        &k("on_unhealthy"),
+                        format!("unknown value {other:?}: expected \"keep\" or \"destroy\""),
+                    ))
                 }
             },
         };
@@ -695,9 +730,13 @@ impl Cx<'_> {
                 "public" | "public_ip_address" => AddressKind::Public,
                 "ipv6" => AddressKind::Ipv6,
                 other => {
-                    return Err(self.at(s.span(), &k("metrics.address"), format!(
+                    return Err(self.at(
+                        s.span(),
+                        &k("metrics.address"),
+                        format!(
                         "unknown address {other:?}: expected \"private\", \"public\" or \"ipv6\""
-                    )))
+                    ),
+                    ))
                 }
             },
         };
@@ -705,10 +744,18 @@ impl Cx<'_> {
             Some(p) => self.count(p, &k("metrics.port"), 1, 65535)? as u16,
             None => 9110,
         };
-        let path = m.path.as_ref().map(|p| p.get_ref().clone()).unwrap_or_else(|| "/".into());
+        let path = m
+            .path
+            .as_ref()
+            .map(|p| p.get_ref().clone())
+            .unwrap_or_else(|| "/".into());
         if !path.starts_with('/') {
             let s = m.path.as_ref().expect("set");
-            return Err(self.at(s.span(), &k("metrics.path"), "expected a path starting with '/'"));
+            return Err(self.at(
+                s.span(),
+                &k("metrics.path"),
+                "expected a path starting with '/'",
+            ));
         }
         let metrics = Metrics {
             address,
@@ -720,7 +767,8 @@ impl Cx<'_> {
                 None => 64,
             },
             max_body: match &m.max_body {
-                Some(s) => parse_size(s.get_ref()).map_err(|e| self.at(s.span(), &k("metrics.max_body"), e))?,
+                Some(s) => parse_size(s.get_ref())
+                    .map_err(|e| self.at(s.span(), &k("metrics.max_body"), e))?,
                 None => 4 * 1024 * 1024,
             },
         };
@@ -770,14 +818,22 @@ impl Cx<'_> {
             self.non_empty(&p.name, &k("policy.name"))?;
             let pname = p.name.get_ref().clone();
             if !pnames.insert(pname.clone()) {
-                return Err(self.at(p.name.span(), &k("policy.name"), format!("policy {pname:?} is defined twice in this group")));
+                return Err(self.at(
+                    p.name.span(),
+                    &k("policy.name"),
+                    format!("policy {pname:?} is defined twice in this group"),
+                ));
             }
             let pk = |key: &str| format!("group[{name}].policy[{pname}].{key}");
             let scale = match p.scale.get_ref().as_str() {
                 "up" => Scale::Up,
                 "down" => Scale::Down,
                 other => {
-                    return Err(self.at(p.scale.span(), &pk("scale"), format!("unknown value {other:?}: expected \"up\" or \"down\"")))
+                    return Err(self.at(
+                        p.scale.span(),
+                        &pk("scale"),
+                        format!("unknown value {other:?}: expected \"up\" or \"down\""),
+                    ))
                 }
             };
             let step = match &p.step {
@@ -790,12 +846,20 @@ impl Cx<'_> {
                     "all" => Match::All,
                     "any" => Match::Any,
                     other => {
-                        return Err(self.at(s.span(), &pk("match"), format!("unknown value {other:?}: expected \"all\" or \"any\"")))
+                        return Err(self.at(
+                            s.span(),
+                            &pk("match"),
+                            format!("unknown value {other:?}: expected \"all\" or \"any\""),
+                        ))
                     }
                 },
             };
             if p.conditions.is_empty() {
-                return Err(self.at(p_span, &pk("conditions"), "a policy needs at least one condition"));
+                return Err(self.at(
+                    p_span,
+                    &pk("conditions"),
+                    "a policy needs at least one condition",
+                ));
             }
             let mut conditions = Vec::new();
             let mut cnames = BTreeSet::new();
@@ -804,14 +868,30 @@ impl Cx<'_> {
                 self.non_empty(&c.name, &pk("conditions.name"))?;
                 let cname = c.name.get_ref().clone();
                 if !cnames.insert(cname.clone()) {
-                    return Err(self.at(c.name.span(), &pk("conditions.name"), format!("condition {cname:?} appears twice in this policy")));
+                    return Err(self.at(
+                        c.name.span(),
+                        &pk("conditions.name"),
+                        format!("condition {cname:?} appears twice in this policy"),
+                    ));
                 }
-                let ck = |key: &str| format!("group[{name}].policy[{pname}].conditions[{cname}].{key}");
+                let ck =
+                    |key: &str| format!("group[{name}].policy[{pname}].conditions[{cname}].{key}");
                 let op = Op::parse(c.op.get_ref()).ok_or_else(|| {
-                    self.at(c.op.span(), &ck("op"), format!("unknown operator {:?}: expected one of < <= > >= == !=", c.op.get_ref()))
+                    self.at(
+                        c.op.span(),
+                        &ck("op"),
+                        format!(
+                            "unknown operator {:?}: expected one of < <= > >= == !=",
+                            c.op.get_ref()
+                        ),
+                    )
                 })?;
                 if !c.threshold.get_ref().is_finite() {
-                    return Err(self.at(c.threshold.span(), &ck("threshold"), "expected a finite number"));
+                    return Err(self.at(
+                        c.threshold.span(),
+                        &ck("threshold"),
+                        "expected a finite number",
+                    ));
                 }
                 conditions.push(Condition {
                     name: cname.clone(),
@@ -821,7 +901,13 @@ impl Cx<'_> {
                     threshold: *c.threshold.get_ref(),
                 });
             }
-            policies.push(Policy { name: pname, scale, step, match_, conditions });
+            policies.push(Policy {
+                name: pname,
+                scale,
+                step,
+                match_,
+                conditions,
+            });
         }
 
         let target = match &g.target {
@@ -830,14 +916,22 @@ impl Cx<'_> {
                 let t = t.get_ref();
                 let value = *t.value.get_ref();
                 if !(value.is_finite() && value > 0.0) {
-                    return Err(self.at(t.value.span(), &k("target.value"), format!("expected a number above 0, got {value}")));
+                    return Err(self.at(
+                        t.value.span(),
+                        &k("target.value"),
+                        format!("expected a number above 0, got {value}"),
+                    ));
                 }
                 let tolerance = match &t.tolerance {
                     None => 0.1,
                     Some(v) => {
                         let f = *v.get_ref();
                         if !(0.0..1.0).contains(&f) {
-                            return Err(self.at(v.span(), &k("target.tolerance"), format!("expected a share from 0.0 to below 1.0, got {f}")));
+                            return Err(self.at(
+                                v.span(),
+                                &k("target.tolerance"),
+                                format!("expected a share from 0.0 to below 1.0, got {f}"),
+                            ));
                         }
                         f
                     }
@@ -850,7 +944,11 @@ impl Cx<'_> {
                     },
                     value,
                     tolerance,
-                    stabilization_down: self.duration_or(&t.stabilization_down, &k("target.stabilization_down"), "5m")?,
+                    stabilization_down: self.duration_or(
+                        &t.stabilization_down,
+                        &k("target.stabilization_down"),
+                        "5m",
+                    )?,
                 })
             }
         };
@@ -870,7 +968,11 @@ impl Cx<'_> {
                 }
             };
             if h.command.get_ref().is_empty() || h.command.get_ref()[0].trim().is_empty() {
-                return Err(self.at(h.command.span(), &k("hook.command"), "expected a non-empty list: the program, then its arguments"));
+                return Err(self.at(
+                    h.command.span(),
+                    &k("hook.command"),
+                    "expected a non-empty list: the program, then its arguments",
+                ));
             }
             hooks.push(Hook {
                 on,
@@ -891,7 +993,11 @@ impl Cx<'_> {
             max_step_down,
             remove,
             min_reporting,
-            protect_tag: g.protect_tag.as_ref().map(|s| s.get_ref().clone()).filter(|s| !s.is_empty()),
+            protect_tag: g
+                .protect_tag
+                .as_ref()
+                .map(|s| s.get_ref().clone())
+                .filter(|s| !s.is_empty()),
             on_unhealthy,
             metrics,
             template,
@@ -911,7 +1017,11 @@ impl Cx<'_> {
     ) -> Result<Template, ConfigError> {
         let k = |key: &str| format!("group[{group}].template.{key}");
         let t = t.get_ref();
-        let name = t.name.as_ref().map(|s| s.get_ref().clone()).unwrap_or_else(|| "{group}-{n}".into());
+        let name = t
+            .name
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_else(|| "{group}-{n}".into());
         if let Some(s) = &t.name {
             if !(name.contains("{n}") || name.contains("{rand}")) {
                 return Err(self.at(s.span(), &k("name"), "expected {n} or {rand} in the name so that new droplet names stay unique, e.g. \"web-{n}\""));
@@ -922,18 +1032,38 @@ impl Cx<'_> {
         let image = match t.image.get_ref() {
             toml::Value::String(s) if !s.is_empty() => serde_json::Value::String(s.clone()),
             toml::Value::Integer(i) if *i > 0 => serde_json::Value::from(*i),
-            _ => return Err(self.at(t.image.span(), &k("image"), "expected an image slug (string) or id (positive integer)")),
+            _ => {
+                return Err(self.at(
+                    t.image.span(),
+                    &k("image"),
+                    "expected an image slug (string) or id (positive integer)",
+                ))
+            }
         };
         let mut ssh_keys = Vec::new();
         for key in &t.ssh_keys {
             ssh_keys.push(match key {
                 toml::Value::String(s) => serde_json::Value::String(s.clone()),
                 toml::Value::Integer(i) => serde_json::Value::from(*i),
-                _ => return Err(self.at(t.region.span(), &k("ssh_keys"), "expected key fingerprints (strings) or ids (integers)")),
+                _ => {
+                    return Err(self.at(
+                        t.region.span(),
+                        &k("ssh_keys"),
+                        "expected key fingerprints (strings) or ids (integers)",
+                    ))
+                }
             });
         }
-        let tags_span = t.tags.as_ref().map(|t| t.span()).unwrap_or_else(|| t.region.span());
-        let mut tags = t.tags.as_ref().map(|t| t.get_ref().clone()).unwrap_or_default();
+        let tags_span = t
+            .tags
+            .as_ref()
+            .map(|t| t.span())
+            .unwrap_or_else(|| t.region.span());
+        let mut tags = t
+            .tags
+            .as_ref()
+            .map(|t| t.get_ref().clone())
+            .unwrap_or_default();
         if !tags.iter().any(|x| x == g.tag.get_ref()) {
             if tags.is_empty() {
                 // No tags given: the group tag is the one that matters.
@@ -977,14 +1107,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: usize = num.parse().map_err(|_| format!("{s:?} is not a size: expected e.g. \"4MB\" or \"512KiB\""))?;
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size: expected e.g. \"4MB\" or \"512KiB\""))?;
     let mult = match unit.trim() {
         "" | "B" => 1,
         "KB" | "kB" => 1000,
         "KiB" => 1024,
         "MB" => 1_000_000,
         "MiB" => 1 << 20,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}: expected B, KB, KiB, MB or MiB")),
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?}: expected B, KB, KiB, MB or MiB"
+            ))
+        }
     };
     Ok(n * mult)
 }
@@ -992,7 +1128,6 @@ fn parse_size(s: &str) -> Result<usize, String> {
 /// Where the API token comes from, first found wins: `$DIGITALOCEAN_TOKEN`, `token_file`,
 /// the systemd credential `digitalocean-token`. `Ok(None)` when none is set.
 pub fn find_token(api: &ApiConfig) -> color_eyre::Result<Option<Secret>> {
-    use color_eyre::eyre::WrapErr;
     if let Ok(t) = std::env::var("DIGITALOCEAN_TOKEN") {
         if !t.trim().is_empty() {
             return Ok(Some(Secret::new(t.trim().to_string())));
@@ -1005,13 +1140,21 @@ pub fn find_token(api: &ApiConfig) -> color_eyre::Result<Option<Secret>> {
     if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
         files.push(PathBuf::from(dir).join("digitalocean-token"));
     }
+    let mut unreadable = Vec::new();
     for f in files {
         if !f.exists() {
             continue;
         }
         warn_if_readable_by_others(&f);
-        let t = std::fs::read_to_string(&f)
-            .wrap_err_with(|| format!("reading the API token from {}", f.display()))?;
+        let t = match std::fs::read_to_string(&f) {
+            Ok(t) => t,
+            Err(e) => {
+                // e.g. a root-only token_file under the service's DynamicUser=, where the
+                // credential is the way in: try the next source.
+                unreadable.push(format!("{}: {e}", f.display()));
+                continue;
+            }
+        };
         let t = t.trim();
         if t.is_empty() {
             color_eyre::eyre::bail!(
@@ -1019,7 +1162,13 @@ pub fn find_token(api: &ApiConfig) -> color_eyre::Result<Option<Secret>> {
                 f.display()
             );
         }
+        if !unreadable.is_empty() {
+            tracing::debug!("token sources skipped: {}", unreadable.join("; "));
+        }
         return Ok(Some(Secret::new(t.to_string())));
+    }
+    if !unreadable.is_empty() {
+        color_eyre::eyre::bail!("cannot read the API token: {}", unreadable.join("; "));
     }
     Ok(None)
 }
@@ -1117,6 +1266,23 @@ mod tests {
     fn relative_paths_follow_the_config_file() {
         let c = p(&format!("state_file = \"st/state.json\"\n{MIN}")).unwrap();
         assert_eq!(c.state_file, PathBuf::from("/etc/doscale/st/state.json"));
+    }
+
+    #[test]
+    fn the_example_configuration_loads() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/doscale.toml");
+        let c = load(Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
+        let g = &c.groups[0];
+        assert_eq!((g.name.as_str(), g.min, g.max), ("web", 2, 8));
+        let names: Vec<_> = g.policies.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["loadavg", "mem_avail", "down"]);
+        assert_eq!(g.policies[2].scale, Scale::Down);
+        assert_eq!(g.policies[2].conditions.len(), 4);
+        assert!(g.target.is_some());
+        let t = g.template.as_ref().unwrap();
+        assert!(t.tags.contains(&"web".to_string()));
+        assert_eq!(g.health_check.ports, vec![9110, 80]);
+        assert_eq!(g.protect_tag.as_deref(), Some("doscale-protect"));
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub struct ExitCode(pub i32);
 /// Maps an error chain to the process exit code of DESIGN.md §6.
 pub fn exit_code_of(report: &color_eyre::Report) -> i32 {
     for cause in report.chain() {
-        if cause.downcast_ref::<ConfigError>().is_some() || cause.downcast_ref::<UsageError>().is_some()
+        if cause.downcast_ref::<ConfigError>().is_some()
+            || cause.downcast_ref::<UsageError>().is_some()
         {
             return 2;
         }

@@ -17,11 +17,17 @@ pub fn init(verbose: u8, quiet: bool) {
         }
     };
     let filter = match std::env::var("RUST_LOG") {
-        Ok(s) if !s.trim().is_empty() => EnvFilter::try_new(s).unwrap_or_else(|_| EnvFilter::new(default)),
-        _ => EnvFilter::new(format!("doscale={default},{}", if quiet { "error" } else { "warn" })),
+        Ok(s) if !s.trim().is_empty() => {
+            EnvFilter::try_new(s).unwrap_or_else(|_| EnvFilter::new(default))
+        }
+        _ => EnvFilter::new(format!(
+            "doscale={default},{}",
+            if quiet { "error" } else { "warn" }
+        )),
     };
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let colour = !journald && std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let colour =
+        !journald && std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -66,9 +66,26 @@ pub fn bytes(b: f64) -> String {
 pub fn print(s: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    if out.write_all(s.as_bytes()).and_then(|_| out.flush()).is_err() {
+    if out
+        .write_all(s.as_bytes())
+        .and_then(|_| out.flush())
+        .is_err()
+    {
         std::process::exit(0);
     }
+}
+
+/// Like [`sanitize`] but keeps newlines and does not cut (for error messages).
+pub fn sanitize_multiline(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if (c.is_control() && c != '\n') || is_bidi(c) {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -79,11 +96,4 @@ mod tests {
         assert_eq!(super::sanitize("ok"), "ok");
         assert!(super::sanitize(&"x".repeat(500)).ends_with('…'));
     }
-}
-
-/// Like [`sanitize`] but keeps newlines and does not cut (for error messages).
-pub fn sanitize_multiline(s: &str) -> String {
-    s.chars()
-        .map(|c| if (c.is_control() && c != '\n') || is_bidi(c) { '?' } else { c })
-        .collect()
 }

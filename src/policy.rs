@@ -2,15 +2,20 @@
 //! droplet and over the group, each policy's verdict, the `min_reporting` rule and the
 //! target-tracking recommendation.
 //!
-//! STUB: the data types are the contract; `evaluate_group` is replaced by the real one.
+//! Who is evaluated: a member is a droplet whose status is `new` or `active`; it is evaluated
+//! when it is active, out of warmup and scraped successfully. Every condition is computed per
+//! evaluated droplet (its expression over that droplet's series, rates against the same
+//! droplet in the previous scrape), then aggregated over the droplets that have a value by
+//! the condition's `function`. No value anywhere is `null`, which never satisfies.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Group, Match, Scale};
-use crate::state::Scrape;
+use crate::config::{Function, Group, Match, Scale};
+use crate::expr::{Expr, NoData, Sample};
+use crate::state::{Scrape, ScrapedDroplet};
 
 /// The evaluation of one group (stored in state, printed by `evaluate --output json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,17 +108,325 @@ pub struct TargetEvaluation {
 pub fn evaluate_group(
     group: &Group,
     cur: &Scrape,
-    _prev: Option<&Scrape>,
-    _now: DateTime<Utc>,
+    prev: Option<&Scrape>,
+    now: DateTime<Utc>,
 ) -> GroupEvaluation {
+    let warmup = chrono::Duration::from_std(group.warmup).unwrap_or(chrono::Duration::MAX);
+    let mut size = 0u32;
+    let mut eligible = 0usize;
+    let mut evaluated: Vec<&ScrapedDroplet> = Vec::new();
+    let mut droplets = Vec::with_capacity(cur.droplets.len());
+    for d in &cur.droplets {
+        let mut reason = None;
+        match d.status.as_str() {
+            "new" => {
+                size += 1;
+                reason = Some("new".to_string());
+            }
+            "active" => {
+                size += 1;
+                let age = now - d.created_at;
+                if age < warmup {
+                    reason = Some(format!(
+                        "in warmup: {} of {}",
+                        crate::expr::human_duration(age.to_std().unwrap_or_default()),
+                        crate::expr::human_duration(group.warmup)
+                    ));
+                } else {
+                    eligible += 1;
+                    match &d.error {
+                        Some(e) => reason = Some(format!("scrape failed: {e}")),
+                        None => evaluated.push(d),
+                    }
+                }
+            }
+            other => reason = Some(format!("status {other}")),
+        }
+        droplets.push(DropletStatus {
+            id: d.id,
+            name: d.name.clone(),
+            status: d.status.clone(),
+            evaluated: reason.is_none(),
+            reason,
+            load1: d.series.get("node_load1").copied(),
+        });
+    }
+    let reporting = Reporting {
+        eligible,
+        reporting: evaluated.len(),
+        required: group.min_reporting,
+        ok: eligible > 0 && evaluated.len() as f64 / eligible as f64 >= group.min_reporting,
+    };
+
+    // Each evaluated droplet with its previous scrape, if that one succeeded.
+    let prev_ok: HashMap<u64, &ScrapedDroplet> = prev
+        .map(|p| {
+            p.droplets
+                .iter()
+                .filter(|d| d.error.is_none())
+                .map(|d| (d.id, d))
+                .collect()
+        })
+        .unwrap_or_default();
+    let cur_ms = cur.at.timestamp_millis();
+    let prev_ms = prev.map(|p| p.at.timestamp_millis()).unwrap_or_default();
+    let inputs: Vec<Input<'_>> = evaluated
+        .iter()
+        .map(|d| Input {
+            droplet: d,
+            key: d.id.to_string(),
+            cur: Sample {
+                at_ms: cur_ms,
+                series: &d.series,
+            },
+            prev: prev_ok.get(&d.id).map(|p| Sample {
+                at_ms: prev_ms,
+                series: &p.series,
+            }),
+        })
+        .collect();
+
+    let policies = group
+        .policies
+        .iter()
+        .map(|p| {
+            let conditions: Vec<ConditionEvaluation> = p
+                .conditions
+                .iter()
+                .map(|c| {
+                    let col = Column::compute(&c.expr, &inputs);
+                    let value = aggregate(c.function, &col.values());
+                    ConditionEvaluation {
+                        name: c.name.clone(),
+                        expr: c.expr.text().to_string(),
+                        function: c.function.label(),
+                        value,
+                        op: c.op.symbol().to_string(),
+                        threshold: c.threshold,
+                        satisfied: value.is_some_and(|v| c.op.holds(v, c.threshold)),
+                        no_data: col.no_data(&inputs),
+                        per_droplet: col.per_droplet(&inputs),
+                    }
+                })
+                .collect();
+            let satisfied = match p.match_ {
+                Match::All => conditions.iter().all(|c| c.satisfied),
+                Match::Any => conditions.iter().any(|c| c.satisfied),
+            };
+            PolicyEvaluation {
+                name: p.name.clone(),
+                scale: p.scale,
+                step: p.step,
+                match_: p.match_,
+                satisfied,
+                conditions,
+            }
+        })
+        .collect();
+
+    let target = group.target.as_ref().map(|t| {
+        let col = Column::compute(&t.expr, &inputs);
+        let aggregate = aggregate(t.function, &col.values());
+        let (recommended, reason) = recommend(size, inputs.len(), aggregate, t.value, t.tolerance);
+        let reason = match (aggregate, col.no_data(&inputs)) {
+            (None, Some(why)) => format!("{reason}: {why}"),
+            _ => reason,
+        };
+        TargetEvaluation {
+            value: t.value,
+            function: t.function.label(),
+            aggregate,
+            ready: inputs.len(),
+            recommended,
+            reason,
+        }
+    });
+
     GroupEvaluation {
         name: group.name.clone(),
         at: cur.at,
-        size: 0,
-        evaluated: 0,
-        droplets: vec![],
-        reporting: Reporting { eligible: 0, reporting: 0, required: group.min_reporting, ok: false },
-        policies: vec![],
-        target: None,
+        size,
+        evaluated: inputs.len(),
+        droplets,
+        reporting,
+        policies,
+        target,
     }
 }
+
+/// An evaluated droplet, ready for its expressions.
+struct Input<'a> {
+    droplet: &'a ScrapedDroplet,
+    /// Its id as text (the key of `per_droplet`), made once for every condition.
+    key: String,
+    cur: Sample<'a>,
+    prev: Option<Sample<'a>>,
+}
+
+/// One expression over every evaluated droplet, in the order of the inputs.
+struct Column(Vec<Result<f64, NoData>>);
+
+impl Column {
+    fn compute(expr: &Expr, inputs: &[Input<'_>]) -> Column {
+        Column(inputs.iter().map(|i| expr.eval(i.cur, i.prev)).collect())
+    }
+
+    fn values(&self) -> Vec<f64> {
+        self.0
+            .iter()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect()
+    }
+
+    fn per_droplet(&self, inputs: &[Input<'_>]) -> BTreeMap<String, Option<f64>> {
+        inputs
+            .iter()
+            .zip(&self.0)
+            .map(|(i, r)| (i.key.clone(), r.as_ref().ok().copied()))
+            .collect()
+    }
+
+    /// Why droplets have no value: each distinct reason with how many and one example.
+    fn no_data(&self, inputs: &[Input<'_>]) -> Option<String> {
+        if inputs.is_empty() {
+            return Some(
+                "no droplet to evaluate (none is active, out of warmup and scraped)".into(),
+            );
+        }
+        let mut reasons: BTreeMap<&str, (usize, &ScrapedDroplet)> = BTreeMap::new();
+        for (i, r) in inputs.iter().zip(&self.0) {
+            if let Err(NoData(why)) = r {
+                reasons.entry(why.as_str()).or_insert((0, i.droplet)).0 += 1;
+            }
+        }
+        if reasons.is_empty() {
+            return None;
+        }
+        let missing: usize = reasons.values().map(|(n, _)| n).sum();
+        let mut parts: Vec<(usize, String)> = reasons
+            .into_iter()
+            .map(|(why, (n, d))| {
+                let who = if n == 1 {
+                    format!("{} {}", d.id, d.name)
+                } else {
+                    format!("{n}, e.g. {} {}", d.id, d.name)
+                };
+                (n, format!("{why} ({who})"))
+            })
+            .collect();
+        // The commonest reasons first; a few are enough.
+        parts.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        let shown: Vec<String> = parts.iter().take(3).map(|(_, s)| s.clone()).collect();
+        let more = if parts.len() > 3 {
+            format!("; and {} other reasons", parts.len() - 3)
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "{missing} of {} droplets have no value: {}{more}",
+            inputs.len(),
+            shown.join("; ")
+        ))
+    }
+}
+
+/// Aggregates per-droplet values over the group; `None` without any value.
+pub fn aggregate(f: Function, values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len() as f64;
+    Some(match f {
+        Function::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
+        Function::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        Function::Sum => values.iter().sum(),
+        Function::Mean => values.iter().sum::<f64>() / n,
+        Function::Median => {
+            let v = sorted(values);
+            let mid = v.len() / 2;
+            if v.len() % 2 == 1 {
+                v[mid]
+            } else {
+                (v[mid - 1] + v[mid]) / 2.0
+            }
+        }
+        Function::Percentile(p) => {
+            // Linear interpolation between the closest ranks (numpy's default).
+            let v = sorted(values);
+            let rank = p.clamp(0.0, 100.0) / 100.0 * (v.len() - 1) as f64;
+            let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+            v[lo] + (v[hi] - v[lo]) * (rank - lo as f64)
+        }
+    })
+}
+
+fn sorted(values: &[f64]) -> Vec<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// Target tracking, as Kubernetes' HPA and DigitalOcean's autoscale pools: `ceil(ready ×
+/// aggregate / value)`, the current size inside the tolerance band or without data. Like the
+/// HPA, it never moves against the measurement: when droplets that are not evaluated yet (new,
+/// in warmup, failed) make the formula fall below the current size although the aggregate is
+/// above the target (or rise above it although the aggregate is below), the size is kept.
+fn recommend(
+    size: u32,
+    ready: usize,
+    aggregate: Option<f64>,
+    value: f64,
+    tolerance: f64,
+) -> (u32, String) {
+    let Some(agg) = aggregate else {
+        return (size, format!("no data: keeping the current size {size}"));
+    };
+    let ratio = agg / value;
+    if !ratio.is_finite() {
+        return (size, format!("aggregate {agg} against target {value} gives no ratio: keeping the current size {size}"));
+    }
+    if (ratio - 1.0).abs() <= tolerance {
+        return (size, format!(
+            "within tolerance: {} is within {}% of the target {value}: keeping the current size {size}",
+            num(agg),
+            num(tolerance * 100.0)
+        ));
+    }
+    let raw = (ready as f64 * ratio).ceil();
+    let mut rec = if raw <= 0.0 {
+        0
+    } else if raw >= u32::MAX as f64 {
+        u32::MAX
+    } else {
+        raw as u32
+    };
+    if size > 0 {
+        rec = rec.max(1);
+    }
+    let formula = format!("ceil({ready} × {} / {value}) = {rec}", num(agg));
+    if ratio > 1.0 && rec < size || ratio < 1.0 && rec > size {
+        let dir = if ratio > 1.0 { "above" } else { "below" };
+        let not_ready = size as usize - ready.min(size as usize);
+        return (size, format!(
+            "{formula}, but the aggregate is {dir} the target and {not_ready} of {size} droplets are not evaluated yet: keeping the current size {size}"
+        ));
+    }
+    (rec, formula)
+}
+
+/// A number for messages: no float noise (`0.6000000001` → `0.6`).
+fn num(v: f64) -> String {
+    if v != 0.0 && v.abs() < 0.001 {
+        return format!("{v:.3e}");
+    }
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests;

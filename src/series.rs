@@ -98,7 +98,10 @@ mod tests {
         assert_eq!(k, r#"m{cpu="0",mode="idle"}"#);
         let (n, ls) = parse(&k).unwrap();
         assert_eq!(n, "m");
-        assert_eq!(ls, vec![("cpu".into(), "0".into()), ("mode".into(), "idle".into())]);
+        assert_eq!(
+            ls,
+            vec![("cpu".into(), "0".into()), ("mode".into(), "idle".into())]
+        );
         let tricky = key("m", [("path", "a,b=\"c\"}\\\n")]);
         let (_, ls) = parse(&tricky).unwrap();
         assert_eq!(ls[0].1, "a,b=\"c\"}\\\n");

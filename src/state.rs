@@ -133,7 +133,10 @@ pub struct Recommendation {
 
 impl State {
     pub fn new() -> Self {
-        State { version: VERSION, groups: BTreeMap::new() }
+        State {
+            version: VERSION,
+            groups: BTreeMap::new(),
+        }
     }
 
     pub fn group_mut(&mut self, name: &str) -> &mut GroupState {
@@ -186,13 +189,17 @@ impl Store {
     /// Takes the exclusive lock on `<state>.lock` (fails fast naming the holder, or waits up
     /// to `wait` when given).
     pub fn open(path: &Path, wait: Option<Duration>) -> Result<Store> {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         if !dir.is_dir() {
             bail!(
                 "the state directory {} does not exist: create it (systemd's StateDirectory= does) or set `state_file`",
                 dir.display()
             );
         }
+        check_directory(dir);
         let lock_path = lock_path(path);
         let mut lock = OpenOptions::new()
             .read(true)
@@ -231,7 +238,10 @@ impl Store {
         );
         let _ = lock.set_len(0);
         let _ = (&lock).write_all(me.as_bytes());
-        Ok(Store { path: path.to_path_buf(), _lock: lock })
+        Ok(Store {
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -246,6 +256,22 @@ impl Store {
     /// Replaces the state atomically.
     pub fn save(&self, state: &State) -> Result<()> {
         save_file(&self.path, state)
+    }
+}
+
+/// The state directory should not be writable by other users: someone who can replace the
+/// state can make doscale create or destroy droplets.
+fn check_directory(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(md) = std::fs::metadata(dir) {
+        let mode = md.permissions().mode();
+        if mode & 0o002 != 0 {
+            tracing::warn!(
+                "the state directory {} is writable by every user (mode {:o}): chmod o-w it, or use systemd's StateDirectory=",
+                dir.display(),
+                mode & 0o7777
+            );
+        }
     }
 }
 
@@ -272,7 +298,9 @@ pub fn load_file(path: &Path) -> Result<State> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::new()),
-        Err(e) => return Err(e).wrap_err_with(|| format!("reading the state file {}", path.display())),
+        Err(e) => {
+            return Err(e).wrap_err_with(|| format!("reading the state file {}", path.display()))
+        }
     };
     parse(&bytes).map_err(|m| eyre!("the state file {} {m}; it is left as it is: move it aside (doscale starts afresh without it) or restore a good copy", path.display()))
 }
@@ -283,8 +311,8 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<State, String> {
     struct Probe {
         version: Option<serde_json::Value>,
     }
-    let probe: Probe = serde_json::from_slice(bytes)
-        .map_err(|e| format!("is not valid JSON ({e})"))?;
+    let probe: Probe =
+        serde_json::from_slice(bytes).map_err(|e| format!("is not valid JSON ({e})"))?;
     match probe.version.as_ref().and_then(|v| v.as_u64()) {
         Some(v) if v == VERSION as u64 => {}
         Some(v) if v > VERSION as u64 => {
@@ -301,18 +329,42 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<State, String> {
 /// fsyncs the directory. On any error the previous file is intact and the temporary removed.
 pub fn save_file(path: &Path, state: &State) -> Result<()> {
     let bytes = serde_json::to_vec(state).wrap_err("serialising the state")?;
-    write_atomic(path, &bytes, 0o600)
-        .wrap_err_with(|| format!("writing the state file {} (the previous state is intact)", path.display()))
+    write_atomic(path, &bytes, 0o600).wrap_err_with(|| {
+        format!(
+            "writing the state file {} (the previous state is intact)",
+            path.display()
+        )
+    })
 }
 
 /// The atomic replace used for the state file and the metrics textfile.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        // The mode exactly, whatever the umask (a textfile must stay readable by
+        // node_exporter under UMask=0077).
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        // Run by hand as root on a file the service owns: keep the owner, so the service can
+        // still read and replace it.
+        if let Ok(md) = std::fs::metadata(path) {
+            use std::os::unix::fs::MetadataExt;
+            let _ = std::os::unix::fs::fchown(&f, Some(md.uid()), Some(md.gid()));
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
@@ -336,11 +388,17 @@ mod tests {
         let store = Store::open(&p, None).unwrap();
         let mut s = store.load().unwrap();
         assert_eq!(s.version, VERSION);
-        s.group_mut("web").recommendations.push(Recommendation { at: Utc::now(), desired: 3 });
+        s.group_mut("web").recommendations.push(Recommendation {
+            at: Utc::now(),
+            desired: 3,
+        });
         store.save(&s).unwrap();
         assert_eq!(store.load().unwrap(), s);
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .filter_map(|e| e.ok())
@@ -360,7 +418,9 @@ mod tests {
 
     #[test]
     fn corrupt_or_newer_state_is_refused() {
-        assert!(parse(b"{\"version\": 1, \"groups\": {").unwrap_err().contains("not valid JSON"));
+        assert!(parse(b"{\"version\": 1, \"groups\": {")
+            .unwrap_err()
+            .contains("not valid JSON"));
         assert!(parse(b"{\"version\": 2}").unwrap_err().contains("newer"));
         assert!(parse(b"{\"groups\": {}}").unwrap_err().contains("version"));
         assert!(parse(b"{\"version\": 1}").is_ok());
@@ -370,7 +430,12 @@ mod tests {
     fn keeps_two_scrapes() {
         let mut g = GroupState::default();
         for _ in 0..3 {
-            g.push_scrape(Scrape { at: Utc::now(), droplets: vec![], bad_lines: 0, bad_line_example: None });
+            g.push_scrape(Scrape {
+                at: Utc::now(),
+                droplets: vec![],
+                bad_lines: 0,
+                bad_line_example: None,
+            });
         }
         assert_eq!(g.scrapes.len(), 2);
     }

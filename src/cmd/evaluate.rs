@@ -1,7 +1,173 @@
-//! `doscale evaluate`. STUB.
-use color_eyre::Result;
+//! `doscale evaluate`: computes every condition and policy on the latest scrape (re-evaluating
+//! the same scrape is allowed), stores the evaluation and prints a table per group.
 
-#[allow(unused_variables)]
+use chrono::Utc;
+use color_eyre::eyre::bail;
+use color_eyre::Result;
+use serde_json::json;
+
+use crate::output::{self, sanitize};
+use crate::policy::{self, GroupEvaluation};
+use crate::state::State;
+
 pub fn run(ctx: &super::Ctx) -> Result<()> {
-    color_eyre::eyre::bail!("`doscale evaluate` is not built yet")
+    let store = ctx.store()?;
+    let mut state = store.load()?;
+    let evals = stage(ctx, &mut state)?;
+    store.save(&state)?;
+    if ctx.json {
+        output::print(&format!("{}\n", render_json(&evals)));
+    } else {
+        output::print(&render_table(&evals));
+    }
+    Ok(())
+}
+
+/// Evaluates every group's latest scrape into `state`.
+pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupEvaluation>> {
+    let now = Utc::now();
+    let mut out = Vec::new();
+    for g in &ctx.config.groups {
+        let gs = state.group_mut(&g.name);
+        let Some(cur) = gs.latest_scrape() else {
+            bail!(
+                "group {}: there is no scrape to evaluate yet: run `doscale scrape` first",
+                g.name
+            );
+        };
+        let age = now - cur.at;
+        if age.to_std().unwrap_or_default() > ctx.config.max_scrape_age {
+            bail!(
+                "group {}: the latest scrape is {} old, older than max_scrape_age ({}): run `doscale scrape` first",
+                g.name,
+                output::age(age),
+                humantime::format_duration(ctx.config.max_scrape_age)
+            );
+        }
+        let eval = policy::evaluate_group(g, cur, gs.previous_scrape(), now);
+        gs.evaluation = Some(serde_json::to_value(&eval)?);
+        // A new evaluation makes the stored plan stale.
+        gs.plan = None;
+        out.push(eval);
+    }
+    Ok(out)
+}
+
+fn num(v: Option<f64>) -> String {
+    match v {
+        None => "no data".into(),
+        Some(v) if v.abs() >= 1e6 => format!("{v:.4e}"),
+        Some(v) => format!("{v:.3}"),
+    }
+}
+
+/// One table per group: a row per droplet with each condition's value, then each condition's
+/// aggregate against its threshold and each policy's verdict.
+pub fn render_table(evals: &[GroupEvaluation]) -> String {
+    let colour = output::colour_stdout();
+    let verdict = |b: bool| -> String {
+        match (b, colour) {
+            (true, true) => "\u{1b}[32myes\u{1b}[0m".into(),
+            (false, true) => "\u{1b}[31mno\u{1b}[0m".into(),
+            (true, false) => "yes".into(),
+            (false, false) => "no".into(),
+        }
+    };
+    let mut out = String::new();
+    for e in evals {
+        out.push_str(&format!(
+            "group {}: {} droplets, {} evaluated; reporting {}/{} eligible (min_reporting {:.0}%: {})\n",
+            sanitize(&e.name),
+            e.size,
+            e.evaluated,
+            e.reporting.reporting,
+            e.reporting.eligible,
+            e.reporting.required * 100.0,
+            if e.reporting.ok { "met" } else { "not met: no scale-down" }
+        ));
+        let conds: Vec<(String, &crate::policy::ConditionEvaluation)> = e
+            .policies
+            .iter()
+            .flat_map(|p| {
+                p.conditions
+                    .iter()
+                    .map(move |c| (format!("{}/{}", p.name, c.name), c))
+            })
+            .collect();
+        let mut header = vec!["droplet".to_string()];
+        header.extend(conds.iter().map(|(n, _)| n.clone()));
+        header.push("note".into());
+        let mut t = output::table(header.iter().map(String::as_str).collect());
+        for d in &e.droplets {
+            let id = d.id.to_string();
+            let mut row = vec![format!("{} ({})", sanitize(&d.name), d.id)];
+            for (_, c) in &conds {
+                row.push(match c.per_droplet.get(&id) {
+                    Some(v) => num(*v),
+                    None => "—".into(),
+                });
+            }
+            row.push(d.reason.as_deref().map(sanitize).unwrap_or_default());
+            t.add_row(row);
+        }
+        out.push_str(&format!("{t}\n"));
+        let mut v = output::table(vec![
+            "policy",
+            "scale",
+            "condition",
+            "function",
+            "value",
+            "threshold",
+            "holds",
+            "verdict",
+        ]);
+        for p in &e.policies {
+            for (i, c) in p.conditions.iter().enumerate() {
+                v.add_row(vec![
+                    if i == 0 {
+                        sanitize(&p.name)
+                    } else {
+                        String::new()
+                    },
+                    if i == 0 {
+                        format!("{:?} +{}", p.scale, p.step)
+                            .to_lowercase()
+                            .replace("down +", "down -")
+                    } else {
+                        String::new()
+                    },
+                    format!("{} = {}", sanitize(&c.name), sanitize(&c.expr)),
+                    c.function.clone(),
+                    num(c.value),
+                    format!("{} {}", c.op, c.threshold),
+                    verdict(c.satisfied),
+                    if i == 0 {
+                        format!("{} ({:?})", verdict(p.satisfied), p.match_).to_lowercase()
+                    } else {
+                        String::new()
+                    },
+                ]);
+            }
+        }
+        if !e.policies.is_empty() {
+            out.push_str(&format!("{v}\n"));
+        }
+        if let Some(t) = &e.target {
+            out.push_str(&format!(
+                "target: {} of the group = {} against {} → recommended size {} ({})\n",
+                t.function,
+                num(t.aggregate),
+                t.value,
+                t.recommended,
+                sanitize(&t.reason)
+            ));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `evaluate --output json` (DESIGN.md §6).
+pub fn render_json(evals: &[GroupEvaluation]) -> serde_json::Value {
+    json!({"at": Utc::now().to_rfc3339(), "groups": evals})
 }

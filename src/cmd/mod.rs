@@ -24,8 +24,20 @@ use crate::config::{self, Config};
 use crate::error::{exit_code_of, ExitCode, UsageError};
 use crate::state::Store;
 
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Writes the metrics textfile (if configured) for a pass that got this far.
+pub fn write_textfile(ctx: &Ctx, state: &crate::state::State, api: &dyn crate::do_api::DoApi) {
+    let secs = STARTED
+        .get()
+        .map(|t| t.elapsed().as_secs_f64())
+        .unwrap_or(0.0);
+    crate::textfile::write(&ctx.config, state, secs, api.error_count(), true);
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
+    STARTED.get_or_init(std::time::Instant::now);
     install_error_theme();
     crate::logging::init(cli.global.verbose, cli.global.quiet);
     let result = dispatch(&cli);
@@ -95,10 +107,26 @@ impl Ctx {
         let path = config::locate(g.config.as_deref());
         let config = config::load(&path)?;
         let wait = match &g.wait {
-            Some(s) => Some(config::parse_duration(s).map_err(|m| UsageError(format!("--wait: {m}")))?),
+            Some(s) => {
+                Some(config::parse_duration(s).map_err(|m| UsageError(format!("--wait: {m}")))?)
+            }
             None => None,
         };
-        Ok(Ctx { config, json: g.output == crate::cli::Output::Json, wait })
+        Ok(Ctx {
+            config,
+            json: g.output == crate::cli::Output::Json,
+            wait,
+        })
+    }
+
+    /// The API client (needs a token).
+    pub fn api(&self) -> Result<Box<dyn crate::do_api::DoApi>> {
+        let token = config::require_token(&self.config.api)?;
+        Ok(Box::new(crate::do_api::HttpApi::new(
+            &self.config.api.url,
+            token,
+            self.config.api.timeout,
+        )?))
     }
 
     /// The state file, locked for the rest of the command.

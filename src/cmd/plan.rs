@@ -1,7 +1,145 @@
-//! `doscale plan`. STUB.
-use color_eyre::Result;
+//! `doscale plan`: turns the evaluation into a plan per group — desired size, names to create,
+//! droplets to destroy — with every rule that moved the recommendation, and stores it.
 
-#[allow(unused_variables)]
+use chrono::Utc;
+use color_eyre::eyre::{bail, WrapErr};
+use color_eyre::Result;
+use rand::Rng;
+use serde_json::json;
+
+use crate::error::ExitCode;
+use crate::output::{self, sanitize};
+use crate::plan::{self, GroupPlan, PlanInput};
+use crate::policy::GroupEvaluation;
+use crate::state::State;
+
 pub fn run(ctx: &super::Ctx, args: &crate::cli::PlanArgs) -> Result<()> {
-    color_eyre::eyre::bail!("`doscale plan` is not built yet")
+    let store = ctx.store()?;
+    let mut state = store.load()?;
+    let plans = stage(ctx, &mut state)?;
+    store.save(&state)?;
+    print(ctx, &plans);
+    if args.detailed_exitcode && plans.iter().any(GroupPlan::changes) {
+        return Err(ExitCode(3).into());
+    }
+    Ok(())
+}
+
+pub fn print(ctx: &super::Ctx, plans: &[GroupPlan]) {
+    if ctx.json {
+        output::print(&format!("{}\n", render_json(plans)));
+    } else {
+        output::print(&render_table(plans));
+    }
+}
+
+/// Plans every group from its stored evaluation.
+pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupPlan>> {
+    let now = Utc::now();
+    let mut out = Vec::new();
+    for g in &ctx.config.groups {
+        let gs = state.group_mut(&g.name);
+        let Some(eval) = gs.evaluation.clone() else {
+            bail!(
+                "group {}: there is no evaluation to plan from: run `doscale evaluate` first",
+                g.name
+            );
+        };
+        let eval: GroupEvaluation = serde_json::from_value(eval).wrap_err_with(|| {
+            format!(
+                "group {}: the stored evaluation is unreadable: run `doscale evaluate`",
+                g.name
+            )
+        })?;
+        let Some(scrape) = gs.latest_scrape() else {
+            bail!(
+                "group {}: there is no scrape: run `doscale scrape` first",
+                g.name
+            );
+        };
+        if scrape.at != eval.at {
+            bail!("group {}: the evaluation is older than the latest scrape: run `doscale evaluate` first", g.name);
+        }
+        let input = PlanInput {
+            group: g,
+            eval: &eval,
+            members: &scrape.droplets,
+            history: &gs.history,
+            pending: &gs.pending,
+            recommendations: &gs.recommendations,
+            now,
+            rand: rand::thread_rng().gen(),
+        };
+        let p = plan::plan_group(&input);
+        if let Some(r) = &p.recommendation {
+            gs.recommendations.push(r.clone());
+        }
+        // Keep the recommendations the stabilization window can still use.
+        let window = g
+            .target
+            .as_ref()
+            .map(|t| t.stabilization_down)
+            .unwrap_or_default();
+        let keep_from = now
+            - chrono::Duration::from_std(window).unwrap_or_default()
+            - chrono::Duration::seconds(1);
+        gs.recommendations.retain(|r| r.at >= keep_from);
+        gs.plan = Some(serde_json::to_value(&p)?);
+        out.push(p);
+    }
+    Ok(out)
+}
+
+pub fn render_table(plans: &[GroupPlan]) -> String {
+    let mut out = String::new();
+    for p in plans {
+        let mut t = output::table(vec![
+            "group",
+            "current",
+            "recommended",
+            "desired",
+            "create",
+            "destroy",
+        ]);
+        t.add_row(vec![
+            sanitize(&p.name),
+            p.current.to_string(),
+            p.recommended.to_string(),
+            p.desired.to_string(),
+            if p.create.is_empty() {
+                "—".into()
+            } else {
+                p.create
+                    .iter()
+                    .map(|n| sanitize(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            if p.destroy.is_empty() {
+                "—".into()
+            } else {
+                p.destroy
+                    .iter()
+                    .map(|d| format!("{} ({}): {}", sanitize(&d.name), d.id, sanitize(&d.why)))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            },
+        ]);
+        out.push_str(&format!("{t}\n"));
+        if p.reasons.is_empty() {
+            out.push_str("why: nothing moved the recommendation\n");
+        } else {
+            out.push_str("why (not):\n");
+            for r in &p.reasons {
+                out.push_str(&format!("  - {}\n", sanitize(r)));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `plan --output json` (DESIGN.md §6).
+pub fn render_json(plans: &[GroupPlan]) -> serde_json::Value {
+    json!({"at": Utc::now().to_rfc3339(), "groups": plans})
 }

@@ -1,7 +1,110 @@
-//! `doscale status`. STUB.
-use color_eyre::Result;
+//! `doscale status`: per group the size, bounds, last actions, cooldowns remaining and
+//! pending operations — read from the state file without taking the lock.
 
-#[allow(unused_variables)]
+use chrono::Utc;
+use color_eyre::Result;
+use serde_json::json;
+
+use crate::config::Scale;
+use crate::output::{self, sanitize};
+
 pub fn run(ctx: &super::Ctx) -> Result<()> {
-    color_eyre::eyre::bail!("`doscale status` is not built yet")
+    let state = crate::state::load_file(&ctx.config.state_file)?;
+    let now = Utc::now();
+    let mut groups = Vec::new();
+    let mut text = String::new();
+    for g in &ctx.config.groups {
+        let gs = state.groups.get(&g.name).cloned().unwrap_or_default();
+        let scrape = gs.latest_scrape();
+        let size = scrape.map(|s| {
+            s.droplets
+                .iter()
+                .filter(|d| d.status == "new" || d.status == "active")
+                .count()
+        });
+        let failing = scrape
+            .map(|s| s.droplets.iter().filter(|d| d.error.is_some()).count())
+            .unwrap_or(0);
+        let last = gs.history.last();
+        let remaining = |cool: std::time::Duration| -> Option<chrono::Duration> {
+            let l = last?;
+            let end = l.at + chrono::Duration::from_std(cool).ok()?;
+            (end > now).then(|| end - now)
+        };
+        let up = remaining(g.cooldown_up);
+        let down = remaining(g.cooldown_down);
+        let desired = gs
+            .plan
+            .as_ref()
+            .and_then(|p| p.get("desired"))
+            .and_then(|v| v.as_u64());
+        groups.push(json!({
+            "name": g.name, "tag": g.tag, "size": size, "min": g.min, "max": g.max, "desired": desired,
+            "failing_scrape": failing,
+            "last_scrape": scrape.map(|s| s.at),
+            "cooldown_up_remaining_s": up.map(|d| d.num_seconds()),
+            "cooldown_down_remaining_s": down.map(|d| d.num_seconds()),
+            "pending": gs.pending, "history": gs.history.iter().rev().take(10).collect::<Vec<_>>(),
+        }));
+        text.push_str(&format!(
+            "group {} (tag {}): size {} (min {}, max {}), desired {}, {} failing scrape, last scrape {}\n",
+            sanitize(&g.name),
+            sanitize(&g.tag),
+            size.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into()),
+            g.min,
+            g.max,
+            desired.map(|d| d.to_string()).unwrap_or_else(|| "—".into()),
+            failing,
+            scrape.map(|s| format!("{} ago", output::age(now - s.at))).unwrap_or_else(|| "never".into()),
+        ));
+        text.push_str(&format!(
+            "  cooldown: up {}, down {}\n",
+            up.map(|d| format!("{} left", output::age(d)))
+                .unwrap_or_else(|| "clear".into()),
+            down.map(|d| format!("{} left", output::age(d)))
+                .unwrap_or_else(|| "clear".into()),
+        ));
+        for p in &gs.pending {
+            text.push_str(
+                &format!(
+                    "  pending {:?} {}{} ({}, since {} ago)\n",
+                    p.kind,
+                    sanitize(&p.name),
+                    p.id.map(|i| format!(" ({i})")).unwrap_or_default(),
+                    sanitize(&p.stage),
+                    output::age(now - p.since)
+                )
+                .to_lowercase(),
+            );
+        }
+        if !gs.history.is_empty() {
+            let mut t = output::table(vec!["when", "direction", "droplets", "outcome", "reason"]);
+            for e in gs.history.iter().rev().take(10) {
+                t.add_row(vec![
+                    format!("{} ago", output::age(now - e.at)),
+                    match e.direction {
+                        Scale::Up => "up".into(),
+                        Scale::Down => "down".to_string(),
+                    },
+                    e.droplets
+                        .iter()
+                        .map(|d| match d.id {
+                            Some(id) => format!("{} ({id})", sanitize(&d.name)),
+                            None => sanitize(&d.name),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    sanitize(&e.outcome),
+                    sanitize(&e.reason),
+                ]);
+            }
+            text.push_str(&format!("{t}\n"));
+        }
+    }
+    if ctx.json {
+        output::print(&format!("{}\n", json!({"at": now, "groups": groups})));
+    } else {
+        output::print(&text);
+    }
+    Ok(())
 }

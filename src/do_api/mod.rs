@@ -34,9 +34,19 @@ pub enum ApiError {
         request_id: Option<String>,
     },
     #[error("DigitalOcean API {method} {path}: {msg}")]
-    Transport { method: String, path: String, msg: String },
-    #[error("DigitalOcean API {method} {path}: the response is not what the API documents ({msg})")]
-    Decode { method: String, path: String, msg: String },
+    Transport {
+        method: String,
+        path: String,
+        msg: String,
+    },
+    #[error(
+        "DigitalOcean API {method} {path}: the response is not what the API documents ({msg})"
+    )]
+    Decode {
+        method: String,
+        path: String,
+        msg: String,
+    },
 }
 
 fn describe(id: &Option<String>, message: &Option<String>, request_id: &Option<String>) -> String {
@@ -64,7 +74,9 @@ impl ApiError {
     pub fn hint(&self) -> Option<&'static str> {
         match self.status() {
             Some(401) => Some("the API token was refused: check DIGITALOCEAN_TOKEN / token_file"),
-            Some(403) => Some("the API token lacks a scope: it needs droplet read (and create/delete to scale)"),
+            Some(403) => Some(
+                "the API token lacks a scope: it needs droplet read (and create/delete to scale)",
+            ),
             Some(429) => Some("rate limited by the API: run less often or fewer groups per pass"),
             _ => None,
         }
@@ -83,11 +95,8 @@ pub enum Deleted {
 pub trait DoApi: Send + Sync {
     /// Every droplet with `tag`, page by page (`per_page=200`, following `links.pages.next`);
     /// `on_page` sees each page as soon as it arrives.
-    fn list_by_tag(
-        &self,
-        tag: &str,
-        on_page: &mut dyn FnMut(Vec<Droplet>),
-    ) -> Result<(), ApiError>;
+    fn list_by_tag(&self, tag: &str, on_page: &mut dyn FnMut(Vec<Droplet>))
+        -> Result<(), ApiError>;
 
     /// All droplets with `tag` at once.
     fn list_all(&self, tag: &str) -> Result<Vec<Droplet>, ApiError> {
@@ -124,7 +133,10 @@ pub struct HttpApi {
 
 impl std::fmt::Debug for HttpApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpApi").field("base", &self.base.as_str()).field("token", &self.token).finish()
+        f.debug_struct("HttpApi")
+            .field("base", &self.base.as_str())
+            .field("token", &self.token)
+            .finish()
     }
 }
 
@@ -134,7 +146,8 @@ pub fn user_agent() -> String {
 
 impl HttpApi {
     pub fn new(base_url: &str, token: Secret, timeout: Duration) -> color_eyre::Result<HttpApi> {
-        crate::config::check_api_url(base_url).map_err(|m| color_eyre::eyre::eyre!("[api] url {base_url:?}: {m}"))?;
+        crate::config::check_api_url(base_url)
+            .map_err(|m| color_eyre::eyre::eyre!("[api] url {base_url:?}: {m}"))?;
         let base = reqwest::Url::parse(base_url)?;
         let client = Client::builder()
             .user_agent(user_agent())
@@ -144,7 +157,12 @@ impl HttpApi {
             .https_only(base.scheme() == "https")
             .no_proxy()
             .build()?;
-        Ok(HttpApi { base, token, client, errors: AtomicU64::new(0) })
+        Ok(HttpApi {
+            base,
+            token,
+            client,
+            errors: AtomicU64::new(0),
+        })
     }
 
     fn url(&self, path_and_query: &str) -> reqwest::Url {
@@ -167,7 +185,11 @@ impl HttpApi {
         body: Option<&serde_json::Value>,
         idempotent: bool,
     ) -> Result<Response, ApiError> {
-        let path_only = path_and_query.split('?').next().unwrap_or_default().to_string();
+        let path_only = path_and_query
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -186,29 +208,32 @@ impl HttpApi {
                     Some(rate_limit_wait(resp.headers()).unwrap_or_else(|| backoff(attempt)))
                 }
                 Ok(resp) if resp.status().is_server_error() && idempotent => Some(backoff(attempt)),
-                Err(e) if idempotent && (e.is_connect() || e.is_timeout()) => Some(backoff(attempt)),
+                Err(e) if idempotent && (e.is_connect() || e.is_timeout()) => {
+                    Some(backoff(attempt))
+                }
                 _ => None,
             };
-            match (retry_wait, attempt < MAX_ATTEMPTS) {
-                (Some(wait), true) => {
-                    self.errors.fetch_add(1, Ordering::Relaxed);
-                    let what = match &result {
-                        Ok(r) => format!("HTTP {}", r.status().as_u16()),
-                        Err(e) => transport_msg(e),
-                    };
-                    tracing::warn!(
+            if let (Some(wait), true) = (retry_wait, attempt < MAX_ATTEMPTS) {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                let what = match &result {
+                    Ok(r) => format!("HTTP {}", r.status().as_u16()),
+                    Err(e) => transport_msg(e),
+                };
+                tracing::warn!(
                         "DigitalOcean API {method} {path_only}: {what}; retrying in {:.1}s (attempt {attempt} of {MAX_ATTEMPTS})",
                         wait.as_secs_f64()
                     );
-                    std::thread::sleep(wait);
-                    continue;
-                }
-                _ => {}
+                std::thread::sleep(wait);
+                continue;
             }
             return match result {
                 Err(e) => {
                     self.errors.fetch_add(1, Ordering::Relaxed);
-                    Err(ApiError::Transport { method: method.to_string(), path: path_only, msg: transport_msg(&e) })
+                    Err(ApiError::Transport {
+                        method: method.to_string(),
+                        path: path_only,
+                        msg: transport_msg(&e),
+                    })
                 }
                 Ok(resp) => Ok(resp),
             };
@@ -223,7 +248,10 @@ impl HttpApi {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(String::from);
-        let body: Option<ApiErrorBody> = resp.bytes().ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let body: Option<ApiErrorBody> = resp
+            .bytes()
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
         ApiError::Status {
             method: method.to_string(),
             path: path.split('?').next().unwrap_or_default().to_string(),
@@ -247,11 +275,19 @@ impl HttpApi {
         }
         let bytes = resp.bytes().map_err(|e| {
             self.errors.fetch_add(1, Ordering::Relaxed);
-            ApiError::Transport { method: method.to_string(), path: strip_query(path), msg: format!("reading the body: {}", transport_msg(&e)) }
+            ApiError::Transport {
+                method: method.to_string(),
+                path: strip_query(path),
+                msg: format!("reading the body: {}", transport_msg(&e)),
+            }
         })?;
         serde_json::from_slice(&bytes).map_err(|e| {
             self.errors.fetch_add(1, Ordering::Relaxed);
-            ApiError::Decode { method: method.to_string(), path: strip_query(path), msg: e.to_string() }
+            ApiError::Decode {
+                method: method.to_string(),
+                path: strip_query(path),
+                msg: e.to_string(),
+            }
         })
     }
 }
@@ -285,7 +321,10 @@ pub fn rate_limit_wait(h: &reqwest::header::HeaderMap) -> Option<Duration> {
         Duration::from_secs_f64(s.max(0.0))
     } else {
         let reset = num("ratelimit-reset")?;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64();
         Duration::from_secs_f64((reset - now).clamp(0.0, MAX_WAIT.as_secs_f64()))
     };
     // A little jitter so that several clients do not come back at the same instant.
@@ -300,7 +339,11 @@ pub fn backoff(attempt: u32) -> Duration {
 }
 
 impl DoApi for HttpApi {
-    fn list_by_tag(&self, tag: &str, on_page: &mut dyn FnMut(Vec<Droplet>)) -> Result<(), ApiError> {
+    fn list_by_tag(
+        &self,
+        tag: &str,
+        on_page: &mut dyn FnMut(Vec<Droplet>),
+    ) -> Result<(), ApiError> {
         let mut next = Some(format!(
             "/v2/droplets?tag_name={}&per_page={PER_PAGE}&page=1",
             url_escape(tag)
@@ -309,24 +352,37 @@ impl DoApi for HttpApi {
         while let Some(path) = next.take() {
             pages += 1;
             if pages > 10_000 {
-                return Err(ApiError::Decode { method: "GET".into(), path: "/v2/droplets".into(), msg: "more than 10000 pages: the API keeps returning a next page".into() });
+                return Err(ApiError::Decode {
+                    method: "GET".into(),
+                    path: "/v2/droplets".into(),
+                    msg: "more than 10000 pages: the API keeps returning a next page".into(),
+                });
             }
             let list: DropletList = self.json(Method::GET, &path, None, true)?;
-            next = list.links.pages.as_ref().and_then(|p| p.next.as_ref()).map(|n| {
-                // Follow only the path and query of `next`, against our own base URL: the
-                // token is never sent to a host the API response names.
-                match reqwest::Url::parse(n) {
-                    Ok(u) => {
-                        let prefix = self.base.path().trim_end_matches('/');
-                        let p = u.path().strip_prefix(prefix).unwrap_or(u.path()).to_string();
-                        match u.query() {
-                            Some(q) => format!("{p}?{q}"),
-                            None => p,
+            next = list
+                .links
+                .pages
+                .as_ref()
+                .and_then(|p| p.next.as_ref())
+                .map(|n| {
+                    // Follow only the path and query of `next`, against our own base URL: the
+                    // token is never sent to a host the API response names.
+                    match reqwest::Url::parse(n) {
+                        Ok(u) => {
+                            let prefix = self.base.path().trim_end_matches('/');
+                            let p = u
+                                .path()
+                                .strip_prefix(prefix)
+                                .unwrap_or(u.path())
+                                .to_string();
+                            match u.query() {
+                                Some(q) => format!("{p}?{q}"),
+                                None => p,
+                            }
                         }
+                        Err(_) => n.clone(),
                     }
-                    Err(_) => n.clone(),
-                }
-            });
+                });
             if list.droplets.is_empty() {
                 next = None;
             }
@@ -359,7 +415,9 @@ impl DoApi for HttpApi {
     }
 
     fn get_action(&self, id: u64) -> Result<Action, ApiError> {
-        Ok(self.json::<ActionOne>(Method::GET, &format!("/v2/actions/{id}"), None, true)?.action)
+        Ok(self
+            .json::<ActionOne>(Method::GET, &format!("/v2/actions/{id}"), None, true)?
+            .action)
     }
 
     fn error_count(&self) -> u64 {
@@ -389,12 +447,21 @@ mod tests {
         let mut h = reqwest::header::HeaderMap::new();
         h.insert("retry-after", "2".parse().unwrap());
         let w = rate_limit_wait(&h).unwrap();
-        assert!(w >= Duration::from_secs(2) && w < Duration::from_millis(2300), "{w:?}");
+        assert!(
+            w >= Duration::from_secs(2) && w < Duration::from_millis(2300),
+            "{w:?}"
+        );
         let mut h = reqwest::header::HeaderMap::new();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         h.insert("ratelimit-reset", (now + 3).to_string().parse().unwrap());
         let w = rate_limit_wait(&h).unwrap();
-        assert!(w > Duration::from_secs(1) && w < Duration::from_secs(5), "{w:?}");
+        assert!(
+            w > Duration::from_secs(1) && w < Duration::from_secs(5),
+            "{w:?}"
+        );
     }
 
     #[test]

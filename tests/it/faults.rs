@@ -1,0 +1,266 @@
+//! The fault matrix: the promises hold whatever the API, the droplets or the disk do.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::*;
+
+const SECRET: &str = "dop_v1_test0secret0ffffffffffffffffffffffffffffffffffffffffffffffff";
+
+fn ids(sim: &Sim) -> Vec<u64> {
+    droplets(&ok(&["--config", sim.cfg(), "scrape", "--output", "json"]).json())
+        .iter()
+        .map(|d| d["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn api_429_storm_is_retried_and_the_pass_completes() {
+    let sim = Sim::start(&["--droplets", "450", "--seed", "21"]);
+    sim.put(
+        "/_sim/faults",
+        json!({"api_status": 429, "api_fail_every": 2}),
+    );
+    let n0 = sim.requests().len();
+    let r = run_env(
+        &["--config", sim.cfg(), "scrape", "--output", "json"],
+        &[("RUST_LOG", "debug"), ("DIGITALOCEAN_TOKEN", SECRET)],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(droplets(&r.json()).len(), 450);
+    assert!(
+        r.stderr.contains("429"),
+        "the retry is logged: {}",
+        r.stderr
+    );
+    assert!(!r.all().contains(SECRET));
+    let lists = sim.requests()[n0..]
+        .iter()
+        .filter(|q| q["path"] == "/v2/droplets")
+        .count();
+    assert!(lists >= 4, "{lists}");
+}
+
+#[test]
+fn api_500_on_every_request_fails_cleanly_within_a_bound() {
+    let sim = Sim::start(&["--droplets", "3"]);
+    ok(&["--config", sim.cfg(), "scrape"]);
+    let before = read(&sim.path("state.json"));
+    sim.put("/_sim/faults", json!({"api_status": 503}));
+    let r = run(&["--config", sim.cfg(), "scrape"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("503"), "{}", r.stderr);
+    assert!(r.wall < Duration::from_secs(40), "{:?}", r.wall);
+    assert_eq!(
+        read(&sim.path("state.json")),
+        before,
+        "a failed listing must not change the state"
+    );
+}
+
+#[test]
+fn malformed_and_truncated_api_bodies_are_clear_errors() {
+    let sim = Sim::start(&["--droplets", "3"]);
+    for fault in ["api_malformed", "api_truncated"] {
+        sim.put("/_sim/faults", json!({fault: true}));
+        let r = run(&["--config", sim.cfg(), "scrape"]);
+        assert_eq!(r.code, 1, "{fault}: {}", r.all());
+        assert!(r.stderr.contains("/v2/droplets"), "{fault}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn droplets_misbehaving_are_named_and_bounded() {
+    let sim = Sim::start(&["--droplets", "8", "--seed", "4"]);
+    let ids = ids(&sim);
+    sim.put(
+        "/_sim/faults",
+        json!({"droplets_garbage": [ids[0]], "droplets_trickle": [ids[1]], "droplets_huge": [ids[2]],
+               "droplets_redirect": [ids[3]], "droplets_linklocal": [ids[4]], "droplets_timeout": [ids[5]]}),
+    );
+    let cfg = sim.config_with(&format!("min = 1\nmax = 10\n[group.metrics]\nport = {}\ntimeout = \"1500ms\"\nmax_body = \"1MB\"", sim.metrics_port()), "");
+    let n0 = sim.requests().len();
+    let r = ok(&["--config", &cfg, "scrape", "--output", "json"]);
+    assert!(r.wall < Duration::from_secs(6), "{:?}", r.wall);
+    let ds = droplets(&r.json());
+    let err = |id: u64| {
+        ds.iter().find(|d| d["id"].as_u64() == Some(id)).unwrap()["error"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(err(ids[0]).contains("exposition"), "{}", err(ids[0]));
+    assert!(err(ids[1]).contains("timed out"), "{}", err(ids[1]));
+    assert!(err(ids[2]).contains("limit"), "{}", err(ids[2]));
+    assert!(err(ids[3]).contains("redirect"), "{}", err(ids[3]));
+    assert!(err(ids[4]).contains("link-local"), "{}", err(ids[4]));
+    assert!(err(ids[5]).contains("timed out"), "{}", err(ids[5]));
+    assert!(ds.iter().filter(|d| d["error"].is_null()).count() == 2);
+    assert!(
+        !sim.requests()[n0..]
+            .iter()
+            .any(|q| q["path"] == "/_sim/redirected"),
+        "a redirect was followed"
+    );
+}
+
+#[test]
+fn a_corrupt_or_newer_state_is_named_and_kept() {
+    let sim = Sim::start(&["--droplets", "2"]);
+    let state = sim.path("state.json");
+    for bad in [
+        "{\"version\": 1, \"groups\": {",
+        "{\"version\": 99, \"groups\": {}}",
+    ] {
+        std::fs::write(&state, bad).unwrap();
+        let r = run(&["--config", sim.cfg(), "scrape"]);
+        assert_ne!(r.code, 0);
+        assert!(
+            r.stderr.contains("state.json") && r.stderr.contains("move it aside"),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(read(&state), bad);
+    }
+}
+
+#[test]
+fn a_read_only_state_directory_keeps_the_previous_state() {
+    if unsafe_is_root() {
+        // root writes into a read-only directory anyway: check the refusal of a state
+        // directory that is not there instead.
+        let sim = Sim::start(&["--droplets", "2"]);
+        let cfg = sim.config_with("min = 1\nmax = 3", "");
+        let text = read(std::path::Path::new(&cfg)).replace(
+            &sim.path("state.json").display().to_string(),
+            "/nonexistent-dir/state.json",
+        );
+        std::fs::write(&cfg, text).unwrap();
+        let r = run(&["--config", &cfg, "scrape"]);
+        assert_eq!(r.code, 1, "{}", r.all());
+        assert!(r.stderr.contains("/nonexistent-dir"), "{}", r.stderr);
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let sim = Sim::start(&["--droplets", "2"]);
+    let d = tempfile::tempdir().unwrap();
+    let cfg = sim.config_with("min = 1\nmax = 3", "");
+    let text = read(std::path::Path::new(&cfg)).replace(
+        &sim.path("state.json").display().to_string(),
+        &d.path().join("state.json").display().to_string(),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    ok(&["--config", &cfg, "scrape"]);
+    let before = read(&d.path().join("state.json"));
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let r = run(&["--config", &cfg, "scrape"]);
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(r.code, 1);
+    assert_eq!(read(&d.path().join("state.json")), before);
+}
+
+fn unsafe_is_root() -> bool {
+    std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || read(std::path::Path::new("/proc/self/status"))
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+}
+
+#[test]
+fn the_token_never_shows() {
+    let sim = Sim::start(&["--droplets", "3", "--activate-ms", "200"]);
+    let cfg = sim.config_with(&format!(
+        "min = 1\nmax = 5\nwarmup = \"0s\"\ncooldown_up = \"0s\"\n[group.template]\nname = \"t-{{n}}\"\nregion = \"nyc3\"\nsize = \"s-1vcpu-1gb\"\nimage = \"ubuntu-24-04-x64\"\n[group.health_check]\nports = [{p}]\ninterval = \"100ms\"\nmax_tries = 50\n[group.metrics]\nport = {p}\n[[group.policy]]\nname = \"always\"\nscale = \"up\"\nconditions = [ {{ name = \"l\", expr = \"node_load1\", function = \"min\", op = \">=\", threshold = 0 }} ]",
+        p = sim.metrics_port()
+    ), "");
+    let env = [("DIGITALOCEAN_TOKEN", SECRET), ("RUST_LOG", "trace")];
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["run", "--dry-run", "--output", "json"],
+        vec!["run"],
+        vec!["status"],
+        vec!["check"],
+    ] {
+        let mut a = vec!["--config", cfg.as_str()];
+        a.extend(args);
+        outputs.push(run_env(&a, &env).all());
+    }
+    // and with the API refusing (errors carry no token either)
+    sim.put("/_sim/faults", json!({"api_status": 500}));
+    outputs.push(run_env(&["--config", &cfg, "scrape"], &env).all());
+    outputs.push(sim.log());
+    outputs.push(read(&sim.path("state.json")));
+    outputs.push(serde_json::to_string(&sim.requests()).unwrap());
+    for (i, o) in outputs.iter().enumerate() {
+        assert!(!o.contains(SECRET), "the token appears in output {i}");
+        assert!(
+            !o.contains("test0secret"),
+            "part of the token appears in output {i}"
+        );
+    }
+}
+
+#[test]
+fn a_failing_before_create_hook_cancels_the_create() {
+    let sim = Sim::start(&["--droplets", "2", "--activate-ms", "200"]);
+    let dir = sim.dir.path();
+    let seen = dir.join("hook-stdin.json");
+    let script = dir.join("hook.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat > {}\necho 'not today' >&2\nexit 7\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = sim.config_with(&format!(
+        "min = 1\nmax = 5\nwarmup = \"0s\"\ncooldown_up = \"0s\"\n[group.template]\nname = \"h-{{n}}\"\nregion = \"nyc3\"\nsize = \"s-1vcpu-1gb\"\nimage = \"ubuntu-24-04-x64\"\n[group.metrics]\nport = {p}\n[[group.policy]]\nname = \"always\"\nscale = \"up\"\nconditions = [ {{ name = \"l\", expr = \"node_load1\", function = \"min\", op = \">=\", threshold = 0 }} ]\n[[group.hook]]\non = \"before_create\"\ncommand = [\"{s}\", \"{{group}}\"]\ntimeout = \"5s\"",
+        p = sim.metrics_port(),
+        s = script.display()
+    ), "");
+    let n0 = sim.requests().len();
+    let r = run(&["--config", &cfg, "run"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.all().contains("not today") && r.all().contains("cancelled"),
+        "{}",
+        r.all()
+    );
+    assert!(mutating(&sim.requests()[n0..]).is_empty());
+    let ev: serde_json::Value = serde_json::from_str(&read(&seen)).unwrap();
+    assert_eq!(ev["event"], "before_create");
+}
+
+#[test]
+fn create_errors_and_never_active_droplets_are_reported_not_duplicated() {
+    let sim = Sim::start(&["--droplets", "2", "--activate-ms", "200"]);
+    let cfg = sim.config_with(&format!(
+        "min = 1\nmax = 5\nwarmup = \"0s\"\ncooldown_up = \"0s\"\nmax_step_up = 1\n[group.template]\nname = \"e-{{n}}\"\nregion = \"nyc3\"\nsize = \"s-1vcpu-1gb\"\nimage = \"ubuntu-24-04-x64\"\n[group.health_check]\nports = [{p}]\ninterval = \"100ms\"\nmax_tries = 20\n[group.metrics]\nport = {p}\n[[group.policy]]\nname = \"always\"\nscale = \"up\"\nconditions = [ {{ name = \"l\", expr = \"node_load1\", function = \"min\", op = \">=\", threshold = 0 }} ]",
+        p = sim.metrics_port()
+    ), "");
+    sim.put("/_sim/faults", json!({"create_error": true}));
+    let r = run(&["--config", &cfg, "run"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.all().contains("disappeared") || r.all().contains("errored"),
+        "{}",
+        r.all()
+    );
+    sim.put("/_sim/faults", json!({"never_active": true}));
+    let n0 = sim.requests().len();
+    let r = run(&["--config", &cfg, "run"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.all().contains("not active"), "{}", r.all());
+    // the next pass waits for the pending droplet instead of creating another one
+    let r = run(&["--config", &cfg, "run", "--output", "json"]);
+    let posts = sim.requests()[n0..]
+        .iter()
+        .filter(|q| q["method"] == "POST")
+        .count();
+    assert_eq!(posts, 1, "{}", r.all());
+    assert!(r.stdout.contains("pending"), "{}", r.stdout);
+}
