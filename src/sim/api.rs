@@ -659,14 +659,10 @@ async fn control(sh: Arc<Shared>, req: Request) -> Response {
         return sim_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
     };
     let segs: Vec<&str> = path.split('/').skip(2).collect();
-    let parse = |what: &str| -> Result<Value, Response> {
-        serde_json::from_slice(&raw).map_err(|e| {
-            sim_error(
-                StatusCode::BAD_REQUEST,
-                format!("{what}: the body is not JSON: {e}"),
-            )
-        })
-    };
+    // A body as `T`, or the 400 that says why not.
+    fn body_as<T: serde::de::DeserializeOwned>(raw: &[u8], what: &str) -> Result<T, String> {
+        serde_json::from_slice(raw).map_err(|e| format!("{what}: {e}"))
+    }
     match (&method, segs.as_slice()) {
         (&Method::GET, ["requests"]) => {
             let log = Value::Array(sh.lock().log.clone());
@@ -678,16 +674,9 @@ async fn control(sh: Arc<Shared>, req: Request) -> Response {
         }
         (&Method::GET, ["load"]) => sim_json(StatusCode::OK, load_json(&sh)),
         (&Method::PUT | &Method::POST, ["load"]) => {
-            let body: LoadBody = match parse("load").and_then(|v| {
-                serde_json::from_value(v).map_err(|e| {
-                    sim_error(
-                        StatusCode::BAD_REQUEST,
-                        format!("load: want {{\"demand\": d}}: {e}"),
-                    )
-                })
-            }) {
+            let body: LoadBody = match body_as(&raw, "load: want {\"demand\": d}") {
                 Ok(b) => b,
-                Err(r) => return r,
+                Err(m) => return sim_error(StatusCode::BAD_REQUEST, m),
             };
             if !body.demand.is_finite() || body.demand < 0.0 {
                 return sim_error(
@@ -706,12 +695,9 @@ async fn control(sh: Arc<Shared>, req: Request) -> Response {
             )
         }
         (&Method::PUT | &Method::POST, ["faults"]) => {
-            let faults: Faults = match parse("faults").and_then(|v| {
-                serde_json::from_value(v)
-                    .map_err(|e| sim_error(StatusCode::BAD_REQUEST, format!("faults: {e}")))
-            }) {
-                Ok(f) => f,
-                Err(r) => return r,
+            let faults: Faults = match body_as(&raw, "faults") {
+                Ok(b) => b,
+                Err(m) => return sim_error(StatusCode::BAD_REQUEST, m),
             };
             if let Err(m) = faults.validate() {
                 return sim_error(StatusCode::BAD_REQUEST, format!("faults: {m}"));
@@ -750,16 +736,9 @@ async fn control(sh: Arc<Shared>, req: Request) -> Response {
             _ => sim_error(StatusCode::NOT_FOUND, format!("no droplet {id}")),
         },
         (&Method::PUT, ["droplets", id, "tags"]) => {
-            let tags: Vec<String> = match parse("tags").and_then(|v| {
-                serde_json::from_value(v).map_err(|e| {
-                    sim_error(
-                        StatusCode::BAD_REQUEST,
-                        format!("tags: want a list of strings: {e}"),
-                    )
-                })
-            }) {
-                Ok(t) => t,
-                Err(r) => return r,
+            let tags: Vec<String> = match body_as(&raw, "tags: want a list of strings") {
+                Ok(b) => b,
+                Err(m) => return sim_error(StatusCode::BAD_REQUEST, m),
             };
             let mut st = sh.lock();
             match id
@@ -792,6 +771,20 @@ async fn control(sh: Arc<Shared>, req: Request) -> Response {
             );
             r
         }
+        (&Method::GET, [] | [""]) => sim_json(
+            StatusCode::OK,
+            json!({
+                "api": sh.api_base,
+                "metrics_port": sh.metrics_port,
+                "endpoints": [
+                    "GET /_sim/requests", "DELETE /_sim/requests",
+                    "GET /_sim/load", "PUT /_sim/load {\"demand\": d}",
+                    "GET /_sim/faults", "PUT /_sim/faults {...}", "DELETE /_sim/faults",
+                    "GET /_sim/droplets", "DELETE /_sim/droplets/{id}",
+                    "PUT /_sim/droplets/{id}/tags [\"tag\", ...]",
+                ],
+            }),
+        ),
         _ => sim_error(
             StatusCode::NOT_FOUND,
             format!("no simulator endpoint {method} {path}"),

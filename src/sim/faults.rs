@@ -99,7 +99,7 @@ impl Faults {
         }
         let status = self.api_status.unwrap_or(503);
         match self.api_fail_every {
-            Some(every) if n % every != 0 => None,
+            Some(every) if !n.is_multiple_of(every) => None,
             _ => Some(status),
         }
     }

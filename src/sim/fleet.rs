@@ -391,7 +391,7 @@ impl State {
     }
 
     /// The counters of a droplet at activation: `pre` seconds of earlier life at the past
-    /// utilization, load averages at zero.
+    /// utilization, load averages at zero; `retarget` gives it its utilization.
     fn fresh_load(&self, d: &DropletRec, t: f64, pre: f64) -> LoadState {
         let seed = self.seed ^ d.id;
         let cpu_base = (0..d.size.vcpus)
@@ -410,15 +410,13 @@ impl State {
                 row
             })
             .collect();
-        let (u, per) = self.fleet_utilization();
-        let target = per * f64::from(d.size.vcpus) * (1.0 + d.jitter);
         LoadState {
             act_t: t,
             pre,
             busy_acc: 0.0,
             t_last: t,
-            u: (u * (1.0 + d.jitter)).clamp(0.0, 1.0),
-            target_load: target,
+            u: 0.0,
+            target_load: 0.0,
             loads: [0.0; 3],
             cpu_base,
             io_factor: 0.8 + 0.4 * unit(seed, 7),

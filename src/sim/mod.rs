@@ -54,7 +54,6 @@ pub(crate) struct Shared {
     start: Instant,
     /// `http://127.0.0.1:PORT`, no trailing slash.
     api_base: String,
-    api_port: u16,
     metrics_port: u16,
     latency: Duration,
     activate: Duration,
@@ -222,7 +221,6 @@ async fn setup(args: &SimArgs) -> Result<Arc<Shared>> {
         listeners: tokio::sync::Mutex::new(HashMap::new()),
         start: Instant::now(),
         api_base,
-        api_port: api_addr.port(),
         metrics_port,
         latency: Duration::from_millis(args.latency_ms),
         activate: Duration::from_millis(args.activate_ms),

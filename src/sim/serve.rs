@@ -190,10 +190,7 @@ async fn serve_conn(sh: Arc<Shared>, id: u64, mut sock: TcpStream) {
                 write_response(&mut sock, &head, &body, req.head_only).await
             }
             MetricsFault::Redirect => {
-                let location = format!(
-                    "Location: http://127.0.0.1:{}/_sim/redirected\r\n",
-                    sh.api_port
-                );
+                let location = format!("Location: {}/_sim/redirected\r\n", sh.api_base);
                 let head = response_head("302 Found", "text/plain", 0, keep, &location);
                 write_response(&mut sock, &head, b"", false).await
             }
@@ -330,9 +327,9 @@ pub(crate) async fn apply_faults(sh: &Arc<Shared>, faults: Faults) {
         close(&mut listeners, id).await;
     }
     for (id, addr) in wanted {
-        if !listeners.contains_key(&id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = listeners.entry(id) {
             if let Some(h) = open(sh, id, addr).await {
-                listeners.insert(id, h);
+                slot.insert(h);
             }
         }
     }

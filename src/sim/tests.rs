@@ -613,31 +613,33 @@ fn hand_operations() {
 
 #[test]
 fn latency_is_a_timer_not_a_thread() {
+    // 32 requests at once, 500 ms each: a server that slept on its (at most 8) worker
+    // threads would need 2 s or more; timers answer them all after about 500 ms.
     let mut a = args(32);
-    a.latency_ms = 200;
+    a.latency_ms = 500;
     let t = T::new(a);
     let t0 = Instant::now();
     let ds = t.list();
-    assert!(t0.elapsed() >= Duration::from_millis(200));
+    assert!(t0.elapsed() >= Duration::from_millis(500));
     let urls: Vec<String> = ds.iter().map(|d| t.metrics_url(d)).collect();
-    let t0 = Instant::now();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(urls.len() + 1));
     let handles: Vec<_> = urls
         .into_iter()
         .map(|u| {
+            let (c, barrier) = (t.c.clone(), barrier.clone());
             std::thread::spawn(move || {
-                client()
-                    .get(u)
-                    .send()
-                    .map(|r| r.status().as_u16())
-                    .unwrap_or(0)
+                barrier.wait();
+                c.get(u).send().map(|r| r.status().as_u16()).unwrap_or(0)
             })
         })
         .collect();
+    barrier.wait();
+    let t0 = Instant::now();
     let codes: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let wall = t0.elapsed();
     assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
     assert!(
-        wall >= Duration::from_millis(200) && wall < Duration::from_millis(1500),
+        wall >= Duration::from_millis(500) && wall < Duration::from_millis(1500),
         "{wall:?} for 32 at once"
     );
 }
@@ -700,4 +702,23 @@ fn two_simulators_side_by_side() {
         b.scrape(&b.metrics_url(&ds[0])).unwrap().status(),
         StatusCode::OK
     );
+}
+
+#[test]
+fn an_empty_fleet_grows() {
+    let t = T::new(args(0));
+    assert!(t.sim.metrics_port > 0);
+    assert!(t.list().is_empty());
+    let body = json!({"name": "web-1", "region": "nyc3", "size": "s-2vcpu-4gb",
+                      "image": "ubuntu-24-04-x64", "tags": ["web"]});
+    let r = t.api(reqwest::Method::POST, "/v2/droplets", Some(body));
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    std::thread::sleep(Duration::from_millis(600));
+    let ds = t.list();
+    assert_eq!(ds[0].status, "active");
+    t.sim.set_demand(0.5);
+    let text = t.scrape(&t.metrics_url(&ds[0])).unwrap().text().unwrap();
+    assert!(text.contains("node_load1"));
+    let index: Value = t.c.get(t.url("/_sim")).send().unwrap().json().unwrap();
+    assert!(index["endpoints"].is_array());
 }
