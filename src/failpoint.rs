@@ -19,7 +19,11 @@ pub const POINTS: [&str; 6] = [
 
 /// Aborts the process if `DOSCALE_FAILPOINT` is `name`.
 pub fn hit(name: &str) {
-    let p = POINT.get_or_init(|| std::env::var("DOSCALE_FAILPOINT").ok().filter(|s| !s.is_empty()));
+    let p = POINT.get_or_init(|| {
+        std::env::var("DOSCALE_FAILPOINT")
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
     if p.as_deref() == Some(name) {
         eprintln!("doscale: failpoint {name} reached: aborting");
         std::process::abort();
