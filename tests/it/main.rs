@@ -1,6 +1,7 @@
 //! Integration tests: the real `doscale` binary against `doscale sim` on loopback.
 
 mod common;
+mod crash;
 mod faults;
 mod foundation;
 mod man_page;
