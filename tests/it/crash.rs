@@ -43,7 +43,7 @@ conditions = [ {{ name = "l", expr = "node_load1", function = "min", op = ">=", 
     )
 }
 
-fn listed(sim: &Sim, cfg: &str) -> Vec<serde_json::Value> {
+fn listed(cfg: &str) -> Vec<serde_json::Value> {
     droplets(&ok(&["--config", cfg, "scrape", "--output", "json"]).json())
 }
 
@@ -58,7 +58,7 @@ fn crash_then_converge(point: &str, policy: &str, start: u32, want: usize, seed:
         "300",
     ]);
     let cfg = config(&sim, policy, "");
-    let before: BTreeSet<u64> = listed(&sim, &cfg)
+    let before: BTreeSet<u64> = listed(&cfg)
         .iter()
         .map(|d| d["id"].as_u64().unwrap())
         .collect();
@@ -77,7 +77,7 @@ fn crash_then_converge(point: &str, policy: &str, start: u32, want: usize, seed:
         let r = run(&["--config", &cfg, "run"]);
         assert_eq!(r.code, 0, "{point}: pass {i} after the crash: {}", r.all());
     }
-    let after = listed(&sim, &cfg);
+    let after = listed(&cfg);
     assert_eq!(after.len(), want, "{point}: {after:?}");
     assert!(
         after
