@@ -33,10 +33,12 @@ pub struct GroupState {
     /// The last two scrapes, oldest first (rates need both).
     #[serde(default)]
     pub scrapes: Vec<Scrape>,
+    /// The last evaluation, without the per-droplet values of each condition (the planner
+    /// does not need them; `evaluate --output json` prints them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evaluation: Option<serde_json::Value>,
+    pub evaluation: Option<crate::policy::GroupEvaluation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan: Option<serde_json::Value>,
+    pub plan: Option<crate::plan::GroupPlan>,
     /// Scale actions, oldest first, bounded by [`HISTORY_LIMIT`].
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
@@ -49,8 +51,10 @@ pub struct GroupState {
     pub recommendations: Vec<Recommendation>,
 }
 
-/// One scrape of one group.
+/// One scrape of one group. Stored compactly: every series key once per scrape, each
+/// droplet's values by key index (see [`compact`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "compact::Scrape", try_from = "compact::Scrape")]
 pub struct Scrape {
     pub at: DateTime<Utc>,
     pub droplets: Vec<ScrapedDroplet>,
@@ -63,6 +67,121 @@ pub struct Scrape {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+/// The stored form of a [`Scrape`]: series keys are long and the same on every droplet, so
+/// they are written once per scrape and each droplet keeps `[key index, value]` pairs. This
+/// keeps the state a few hundred bytes per droplet and quick to read and write.
+mod compact {
+    use std::collections::HashMap;
+
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Scrape {
+        at: DateTime<Utc>,
+        #[serde(default)]
+        keys: Vec<String>,
+        droplets: Vec<Droplet>,
+        #[serde(default, skip_serializing_if = "super::is_zero")]
+        bad_lines: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bad_line_example: Option<String>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Droplet {
+        id: u64,
+        name: String,
+        status: String,
+        created_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        protected: bool,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        v: Vec<(u32, f64)>,
+    }
+
+    impl From<super::Scrape> for Scrape {
+        fn from(s: super::Scrape) -> Self {
+            let mut index: HashMap<String, u32> = HashMap::new();
+            let mut keys = Vec::new();
+            let droplets = s
+                .droplets
+                .into_iter()
+                .map(|d| {
+                    let v = d
+                        .series
+                        .into_iter()
+                        .map(|(k, val)| {
+                            let i = *index.entry(k).or_insert_with_key(|k| {
+                                keys.push(k.clone());
+                                keys.len() as u32 - 1
+                            });
+                            (i, val)
+                        })
+                        .collect();
+                    Droplet {
+                        id: d.id,
+                        name: d.name,
+                        status: d.status,
+                        created_at: d.created_at,
+                        address: d.address,
+                        error: d.error,
+                        protected: d.protected,
+                        v,
+                    }
+                })
+                .collect();
+            Scrape {
+                at: s.at,
+                keys,
+                droplets,
+                bad_lines: s.bad_lines,
+                bad_line_example: s.bad_line_example,
+            }
+        }
+    }
+
+    impl TryFrom<Scrape> for super::Scrape {
+        type Error = String;
+        fn try_from(s: Scrape) -> Result<Self, String> {
+            let keys = s.keys;
+            let droplets = s
+                .droplets
+                .into_iter()
+                .map(|d| {
+                    let mut series = super::SeriesMap::new();
+                    for (i, val) in d.v {
+                        let k = keys.get(i as usize).ok_or_else(|| {
+                            format!("droplet {}: series index {i} is out of range", d.id)
+                        })?;
+                        series.insert(k.clone(), val);
+                    }
+                    Ok(super::ScrapedDroplet {
+                        id: d.id,
+                        name: d.name,
+                        status: d.status,
+                        created_at: d.created_at,
+                        address: d.address,
+                        error: d.error,
+                        protected: d.protected,
+                        series,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok(super::Scrape {
+                at: s.at,
+                droplets,
+                bad_lines: s.bad_lines,
+                bad_line_example: s.bad_line_example,
+            })
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -366,7 +485,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
             let _ = std::os::unix::fs::fchown(&f, Some(md.uid()), Some(md.gid()));
         }
         f.write_all(bytes)?;
-        f.sync_all()?;
+        f.sync_data()?;
         drop(f);
         std::fs::rename(&tmp, path)?;
         File::open(dir)?.sync_all()

@@ -58,9 +58,7 @@ pub fn render(
             .iter()
             .filter_map(|(g, gs)| {
                 gs.and_then(|s| s.plan.as_ref())
-                    .and_then(|p| p.get("desired"))
-                    .and_then(|v| v.as_f64())
-                    .map(|v| (lbl(&g.name), v))
+                    .map(|p| (lbl(&g.name), p.desired as f64))
             })
             .collect(),
     );

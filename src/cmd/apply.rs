@@ -10,7 +10,6 @@ use crate::apply::{self, GroupReport, Saver};
 use crate::do_api::DoApi;
 use crate::error::ExitCode;
 use crate::output::{self, sanitize};
-use crate::plan::GroupPlan;
 use crate::state::{State, Store};
 
 pub fn run(ctx: &super::Ctx, args: &crate::cli::ApplyArgs) -> Result<()> {
@@ -52,24 +51,18 @@ pub fn stage(
     let mut plans = Vec::new();
     for g in &ctx.config.groups {
         let gs = state.group_mut(&g.name);
-        let Some(value) = gs.plan.clone() else {
+        let Some(plan) = gs.plan.clone() else {
             bail!(
                 "group {}: there is no plan to apply: run `doscale plan` first (or `doscale run --dry-run` for a whole fresh pass)",
                 g.name
             );
         };
-        if value.get("applied_at").is_some_and(|v| !v.is_null()) {
+        if plan.applied_at.is_some() {
             bail!(
                 "group {}: the stored plan was already applied: run `doscale plan` for a new one (or `doscale run`)",
                 g.name
             );
         }
-        let plan: GroupPlan = serde_json::from_value(value).wrap_err_with(|| {
-            format!(
-                "group {}: the stored plan is unreadable: run `doscale plan`",
-                g.name
-            )
-        })?;
         let age = (now - plan.at).to_std().unwrap_or_default();
         if age > ctx.config.plan_max_age {
             bail!(
@@ -113,7 +106,7 @@ pub fn stage(
         let rep = apply::apply_group(api, g, &plan, state, &saver, &listing, dry_run)?;
         if !dry_run {
             if let Some(p) = state.group_mut(&g.name).plan.as_mut() {
-                p["applied_at"] = json!(Utc::now());
+                p.applied_at = Some(Utc::now());
             }
             saver.save(state)?;
         }

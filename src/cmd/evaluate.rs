@@ -45,7 +45,15 @@ pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupEvaluation>
             );
         }
         let eval = policy::evaluate_group(g, cur, gs.previous_scrape(), now);
-        gs.evaluation = Some(serde_json::to_value(&eval)?);
+        let mut stored = eval.clone();
+        for c in stored
+            .policies
+            .iter_mut()
+            .flat_map(|p| p.conditions.iter_mut())
+        {
+            c.per_droplet.clear();
+        }
+        gs.evaluation = Some(stored);
         // A new evaluation makes the stored plan stale.
         gs.plan = None;
         out.push(eval);

@@ -2,7 +2,7 @@
 //! droplets to destroy — with every rule that moved the recommendation, and stores it.
 
 use chrono::Utc;
-use color_eyre::eyre::{bail, WrapErr};
+use color_eyre::eyre::bail;
 use color_eyre::Result;
 use rand::Rng;
 use serde_json::json;
@@ -10,7 +10,6 @@ use serde_json::json;
 use crate::error::ExitCode;
 use crate::output::{self, sanitize};
 use crate::plan::{self, GroupPlan, PlanInput};
-use crate::policy::GroupEvaluation;
 use crate::state::State;
 
 pub fn run(ctx: &super::Ctx, args: &crate::cli::PlanArgs) -> Result<()> {
@@ -45,12 +44,6 @@ pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupPlan>> {
                 g.name
             );
         };
-        let eval: GroupEvaluation = serde_json::from_value(eval).wrap_err_with(|| {
-            format!(
-                "group {}: the stored evaluation is unreadable: run `doscale evaluate`",
-                g.name
-            )
-        })?;
         let Some(scrape) = gs.latest_scrape() else {
             bail!(
                 "group {}: there is no scrape: run `doscale scrape` first",
@@ -84,7 +77,7 @@ pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupPlan>> {
             - chrono::Duration::from_std(window).unwrap_or_default()
             - chrono::Duration::seconds(1);
         gs.recommendations.retain(|r| r.at >= keep_from);
-        gs.plan = Some(serde_json::to_value(&p)?);
+        gs.plan = Some(p.clone());
         out.push(p);
     }
     Ok(out)

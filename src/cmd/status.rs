@@ -33,11 +33,7 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
         };
         let up = remaining(g.cooldown_up);
         let down = remaining(g.cooldown_down);
-        let desired = gs
-            .plan
-            .as_ref()
-            .and_then(|p| p.get("desired"))
-            .and_then(|v| v.as_u64());
+        let desired = gs.plan.as_ref().map(|p| p.desired);
         groups.push(json!({
             "name": g.name, "tag": g.tag, "size": size, "min": g.min, "max": g.max, "desired": desired,
             "failing_scrape": failing,

@@ -100,6 +100,9 @@ pub struct GroupPlan {
     /// The target-tracking recommendation to remember for stabilization, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommendation: Option<Recommendation>,
+    /// When `apply` carried this plan out (a plan is applied once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -273,6 +276,7 @@ pub fn plan_group(input: &PlanInput<'_>) -> GroupPlan {
         reasons: why,
         based_on,
         recommendation,
+        applied_at: None,
     }
 }
 
