@@ -786,6 +786,37 @@ impl Expr {
         })
     }
 
+    /// Whether a series is read from the *previous* scrape (a selector inside `rate` or
+    /// `increase` matches it): only those need to be kept once a scrape becomes the previous
+    /// one.
+    pub fn wants_previous(&self, name: &str, labels: &[(&str, &str)]) -> bool {
+        fn ranges(n: &Node, out: &mut Vec<usize>) {
+            match n {
+                Node::Range { sel, .. } => out.push(*sel),
+                Node::Agg { arg, .. } | Node::Neg(arg) => ranges(arg, out),
+                Node::Bin { lhs, rhs, .. } => {
+                    ranges(lhs, out);
+                    ranges(rhs, out);
+                }
+                Node::Num(_) | Node::Sel(_) => {}
+            }
+        }
+        let mut idx = Vec::new();
+        ranges(&self.root, &mut idx);
+        idx.into_iter().any(|i| {
+            let s = &self.selectors[i];
+            s.name == name
+                && s.matchers.iter().all(|m| {
+                    let v = labels
+                        .iter()
+                        .find(|(k, _)| *k == m.label)
+                        .map(|(_, v)| *v)
+                        .unwrap_or("");
+                    m.test.matches(v)
+                })
+        })
+    }
+
     /// The value for one droplet: `cur` is its latest scrape, `prev` the one before (for
     /// `rate`/`increase`).
     pub fn eval(&self, cur: Sample<'_>, prev: Option<Sample<'_>>) -> Result<f64, NoData> {

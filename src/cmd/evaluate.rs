@@ -16,7 +16,12 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
     let evals = stage(ctx, &mut state)?;
     store.save(&state)?;
     if ctx.json {
-        output::print(&format!("{}\n", render_json(&evals)));
+        let mut out = serde_json::to_string(&JsonOut {
+            at: Utc::now().to_rfc3339(),
+            groups: &evals,
+        })?;
+        out.push('\n');
+        output::print(&out);
     } else {
         output::print(&render_table(&evals));
     }
@@ -45,7 +50,9 @@ pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupEvaluation>
             );
         }
         let eval = policy::evaluate_group(g, cur, gs.previous_scrape(), now);
+        // What the planner needs: verdicts and aggregates, not the per-droplet detail.
         let mut stored = eval.clone();
+        stored.droplets.clear();
         for c in stored
             .policies
             .iter_mut()
@@ -173,6 +180,14 @@ pub fn render_table(evals: &[GroupEvaluation]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `evaluate --output json` written straight from the values (no intermediate JSON tree: a
+/// large fleet has tens of thousands of per-droplet values).
+#[derive(serde::Serialize)]
+struct JsonOut<'a> {
+    at: String,
+    groups: &'a [GroupEvaluation],
 }
 
 /// `evaluate --output json` (DESIGN.md §6).

@@ -50,9 +50,45 @@ pub fn stage(ctx: &super::Ctx, api: &dyn DoApi, state: &mut State, all: bool) ->
         scrapes.push((g.name.clone(), s));
     }
     for (name, s) in scrapes {
-        state.group_mut(&name).push_scrape(s);
+        let gs = state.group_mut(&name);
+        // The scrape that becomes the previous one keeps only what rates read from it.
+        if let (Some(g), Some(prev)) = (
+            ctx.config.groups.iter().find(|g| g.name == name),
+            gs.scrapes.last_mut(),
+        ) {
+            for d in &mut prev.droplets {
+                d.series.retain(|k, _| wanted_previous(g, k));
+            }
+        }
+        gs.push_scrape(s);
     }
     Ok(())
+}
+
+/// Series of a previous scrape that are still needed: counters under `rate`/`increase`, and
+/// the idle CPU counters for the load table's CPU %.
+fn wanted_previous(g: &crate::config::Group, key: &str) -> bool {
+    let Some((name, labels)) = crate::series::parse(key) else {
+        return false;
+    };
+    let labels: Vec<(&str, &str)> = labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    if name == "node_cpu_seconds_total" && labels.contains(&("mode", "idle")) {
+        return true;
+    }
+    let exprs = g
+        .policies
+        .iter()
+        .flat_map(|p| p.conditions.iter().map(|c| &c.expr))
+        .chain(g.target.as_ref().map(|t| &t.expr));
+    for e in exprs {
+        if e.wants_previous(name, &labels) {
+            return true;
+        }
+    }
+    false
 }
 
 fn progress_bar(group: &str) -> Option<ProgressBar> {

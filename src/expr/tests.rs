@@ -463,3 +463,13 @@ mod props {
         }
     }
 }
+
+#[test]
+fn only_counters_under_rate_are_wanted_from_the_previous_scrape() {
+    let e =
+        parse(r#"1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m])) + node_load1"#).unwrap();
+    assert!(e.wants_previous("node_cpu_seconds_total", &[("cpu", "0"), ("mode", "idle")]));
+    assert!(!e.wants_previous("node_cpu_seconds_total", &[("cpu", "0"), ("mode", "user")]));
+    assert!(!e.wants_previous("node_load1", &[]));
+    assert!(e.wants("node_load1", &[]));
+}

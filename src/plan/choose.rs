@@ -36,11 +36,18 @@ pub(super) fn choose(
     eval: &GroupEvaluation,
     n: usize,
 ) -> (Vec<PlannedDestroy>, Held) {
-    let load: BTreeMap<u64, f64> = eval
+    // `load1` from the evaluation, or from the scrape itself (the stored evaluation leaves the
+    // per-droplet list out to stay small).
+    let mut load: BTreeMap<u64, f64> = eval
         .droplets
         .iter()
         .filter_map(|d| d.load1.filter(|v| v.is_finite()).map(|v| (d.id, v)))
         .collect();
+    for d in live {
+        if let Some(v) = d.series.get("node_load1").filter(|v| v.is_finite()) {
+            load.entry(d.id).or_insert(*v);
+        }
+    }
     let mut held = Held::default();
     let mut cands: Vec<&ScrapedDroplet> = Vec::new();
     for d in live {
