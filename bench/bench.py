@@ -12,6 +12,7 @@ Timings are medians of --runs runs; peak RSS is the maximum (getrusage of the ch
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -170,10 +171,11 @@ def main():
             scrape_rows.append((n, dead, wall, floor, wall / floor, rss, size / n, cpu))
 
             # evaluate + plan on this state (two scrapes are in it: rates work)
-            ev = [timed([BIN, "--config", cfg, "evaluate", "--output", "json"]) for _ in range(a.runs)]
-            pl = [timed([BIN, "--config", cfg, "plan", "--output", "json"]) for _ in range(a.runs)]
+            ev = [timed([BIN, "-v", "--config", cfg, "evaluate", "--output", "json"]) for _ in range(a.runs)]
+            pl = [timed([BIN, "-v", "--config", cfg, "plan", "--output", "json"]) for _ in range(a.runs)]
             e_wall, p_wall = statistics.median(r[0] for r in ev), statistics.median(r[0] for r in pl)
-            ep_rows.append((n, e_wall, p_wall, e_wall + p_wall, max(r[1] for r in ev + pl)))
+            core = lambda rs: statistics.median(float(re.search(r"decision core ([0-9.]+) ms", r[4]).group(1)) for r in rs)
+            ep_rows.append((n, e_wall, p_wall, e_wall + p_wall, max(r[1] for r in ev + pl), core(ev), core(pl)))
 
             # the reference client on the same URLs, same concurrency and timeout
             port = (sim.conf["group"][0] if isinstance(sim.conf["group"], list) else sim.conf["group"])["metrics"]["port"]
@@ -192,10 +194,11 @@ def main():
     print(f"{'N':>6} {'dead':>5} {'wall s':>8} {'floor s':>8} {'ratio':>6} {'peak RSS MB':>12} {'state B/droplet':>16} {'CPU s':>7}")
     for n, d, w, f, r, rss, per, cpu in scrape_rows:
         print(f"{n:>6} {d:>5} {w:>8.3f} {f:>8.3f} {r:>6.2f} {rss:>12.1f} {per:>16.0f} {cpu:>7.2f}")
-    print("\nEvaluate + plan on the scraped state (example policies and target)")
-    print(f"{'N':>6} {'evaluate s':>11} {'plan s':>8} {'sum s':>8} {'peak RSS MB':>12}")
-    for n, e, p, s, rss in ep_rows:
-        print(f"{n:>6} {e:>11.3f} {p:>8.3f} {s:>8.3f} {rss:>12.1f}")
+    print("\nEvaluate + plan on the scraped state (example policies and target): whole commands, with")
+    print("reading and atomically rewriting the state file, and the decision core alone (in-process)")
+    print(f"{'N':>6} {'evaluate ms':>12} {'plan ms':>8} {'sum ms':>8} {'peak RSS MB':>12} {'core eval ms':>13} {'core plan ms':>13}")
+    for n, e, p, s, rss, ce, cp in ep_rows:
+        print(f"{n:>6} {e * 1000:>12.1f} {p * 1000:>8.1f} {s * 1000:>8.1f} {rss:>12.1f} {ce:>13.2f} {cp:>13.2f}")
     if ref_rows:
         print("\nReference client: curl --parallel on the same URLs (same concurrency, same timeout)")
         print(f"{'N':>6} {'curl s':>8} {'doscale s':>10} {'doscale/curl':>13} {'sim, no dead, curl s':>21} {'N·L/C s':>8}")

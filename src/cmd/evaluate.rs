@@ -49,7 +49,14 @@ pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupEvaluation>
                 humantime::format_duration(ctx.config.max_scrape_age)
             );
         }
+        let started = std::time::Instant::now();
         let eval = policy::evaluate_group(g, cur, gs.previous_scrape(), now);
+        tracing::info!(
+            "group {}: evaluated {} droplets (decision core {:.2} ms)",
+            g.name,
+            cur.droplets.len(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
         // What the planner needs: verdicts and aggregates, not the per-droplet detail.
         let mut stored = eval.clone();
         stored.droplets.clear();

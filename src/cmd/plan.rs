@@ -63,7 +63,14 @@ pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupPlan>> {
             now,
             rand: rand::thread_rng().gen(),
         };
+        let started = std::time::Instant::now();
         let p = plan::plan_group(&input);
+        tracing::info!(
+            "group {}: planned from {} droplets (decision core {:.2} ms)",
+            g.name,
+            scrape.droplets.len(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
         if let Some(r) = &p.recommendation {
             gs.recommendations.push(r.clone());
         }
