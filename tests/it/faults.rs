@@ -264,3 +264,127 @@ fn create_errors_and_never_active_droplets_are_reported_not_duplicated() {
     assert_eq!(posts, 1, "{}", r.all());
     assert!(r.stdout.contains("pending"), "{}", r.stdout);
 }
+
+fn growing_config(sim: &Sim, extra: &str) -> String {
+    sim.config_with(&format!(
+        "min = 1\nmax = 5\nwarmup = \"0s\"\ncooldown_up = \"0s\"\nmax_step_up = 2\n{extra}\n[group.template]\nname = \"g-{{n}}\"\nregion = \"nyc3\"\nsize = \"s-1vcpu-1gb\"\nimage = \"ubuntu-24-04-x64\"\n[group.health_check]\nports = [{p}]\ninterval = \"100ms\"\nmax_tries = 50\n[group.metrics]\nport = {p}\n[[group.policy]]\nname = \"always\"\nscale = \"up\"\nstep = 2\nconditions = [ {{ name = \"l\", expr = \"node_load1\", function = \"min\", op = \">=\", threshold = 0 }} ]",
+        p = sim.metrics_port()
+    ), "")
+}
+
+fn names_unique(sim: &Sim, cfg: &str) -> usize {
+    let ds = droplets(&ok(&["--config", cfg, "scrape", "--output", "json"]).json());
+    let names: std::collections::BTreeSet<_> = ds
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), ds.len(), "duplicate names: {ds:?}");
+    let _ = sim;
+    ds.len()
+}
+
+#[test]
+fn api_errors_during_apply_never_duplicate_or_overshoot() {
+    let sim = Sim::start(&["--droplets", "2", "--seed", "17", "--activate-ms", "200"]);
+    let cfg = growing_config(&sim, "");
+    ok(&["--config", &cfg, "scrape"]);
+    // every second API request fails with 500 from here on: listing and polling are
+    // retried, a create is never retried blindly
+    sim.put(
+        "/_sim/faults",
+        json!({"api_status": 500, "api_fail_every": 2}),
+    );
+    for _ in 0..4 {
+        let _ = run(&["--config", &cfg, "run"]);
+    }
+    sim.put("/_sim/faults", json!({}));
+    for _ in 0..3 {
+        let r = run(&["--config", &cfg, "run"]);
+        assert!(r.code == 0 || r.code == 1, "{}", r.all());
+    }
+    let n = names_unique(&sim, &cfg);
+    assert!(n <= 5, "above max: {n}");
+    assert_eq!(
+        n, 5,
+        "the group did not converge to max once the API recovered"
+    );
+}
+
+#[test]
+fn a_slow_api_is_waited_for_or_cut_off_cleanly() {
+    let sim = Sim::start(&["--droplets", "3"]);
+    sim.put("/_sim/faults", json!({"api_latency_ms": 700}));
+    let r = ok(&["--config", sim.cfg(), "scrape", "--output", "json"]);
+    assert_eq!(droplets(&r.json()).len(), 3);
+    // an API slower than [api] timeout: each try is cut off, retried, then the pass fails
+    let cfg = sim.config_with("min = 1\nmax = 3", "");
+    let text = read(std::path::Path::new(&cfg)).replace("[api]\n", "[api]\ntimeout = \"300ms\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let r = run(&["--config", &cfg, "scrape"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("timed out"), "{}", r.stderr);
+    assert!(r.wall < Duration::from_secs(20), "{:?}", r.wall);
+}
+
+#[test]
+fn a_droplet_losing_the_group_tag_mid_pass_is_never_destroyed() {
+    let sim = Sim::start(&["--droplets", "4", "--seed", "23"]);
+    let cfg = sim.config_with(
+        &format!("min = 1\nmax = 5\nwarmup = \"0s\"\ncooldown_down = \"0s\"\nmax_step_down = 3\n[group.metrics]\nport = {}\n[[group.policy]]\nname = \"shrink\"\nscale = \"down\"\nstep = 3\nconditions = [ {{ name = \"l\", expr = \"node_load1\", function = \"min\", op = \">=\", threshold = 0 }} ]", sim.metrics_port()),
+        "",
+    );
+    ok(&["--config", &cfg, "scrape"]);
+    ok(&["--config", &cfg, "evaluate"]);
+    let plan = ok(&["--config", &cfg, "plan", "--output", "json"]).json();
+    let victim = plan["groups"][0]["destroy"][0]["id"]
+        .as_u64()
+        .expect("a destroy planned");
+    sim.put(
+        &format!("/_sim/droplets/{victim}/tags"),
+        json!(["someone-else"]),
+    );
+    let n0 = sim.requests().len();
+    let r = run(&["--config", &cfg, "apply"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("changed since the plan"), "{}", r.stderr);
+    assert!(mutating(&sim.requests()[n0..]).is_empty());
+    // and a fresh pass leaves it alone: it is no longer in the group
+    ok(&["--config", &cfg, "run"]);
+    let all = sim.get("/_sim/droplets");
+    assert!(
+        all.to_string().contains(&victim.to_string()),
+        "the untagged droplet was destroyed"
+    );
+}
+
+#[test]
+fn a_full_disk_leaves_the_previous_state_intact() {
+    let sim = Sim::start(&["--droplets", "30"]);
+    ok(&["--config", sim.cfg(), "scrape"]);
+    let state = sim.path("state.json");
+    let before = read(&state);
+    assert!(before.len() > 4096);
+    // a file size limit of 4 KiB makes every write past it fail (EFBIG), as a full disk does
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 4; exec \"{BIN}\" --config \"{}\" scrape",
+            sim.cfg()
+        ))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("state file") && stderr.contains("intact"),
+        "{stderr}"
+    );
+    assert_eq!(read(&state), before);
+    let leftovers: Vec<_> = std::fs::read_dir(sim.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+        .collect();
+    assert!(leftovers.is_empty(), "a temporary file was left behind");
+}

@@ -135,21 +135,97 @@ fn fuzz_regressions() {
     ] {
         let _ = doscale::expr::parse(e);
     }
+    // Every file in fuzz/regressions/ (named `<target>-<what>`) is replayed with the checks
+    // of its fuzz target (fuzz/fuzz_targets/<target>.rs), not only "does not panic".
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions");
+    let mut replayed = 0;
     if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let data = std::fs::read(e.path()).unwrap();
-            let text = String::from_utf8_lossy(&data);
-            let name = e.file_name().to_string_lossy().to_string();
-            if name.starts_with("exposition") {
-                let _ = parse(&text, &KeepAll);
-            } else if name.starts_with("expr") {
-                let _ = doscale::expr::parse(&text);
-            } else if name.starts_with("config") {
-                let _ = doscale::config::parse(Path::new("/r.toml"), &text);
-            } else if name.starts_with("state") {
-                let _ = doscale::state::parse(&data);
+        let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for path in paths {
+            let data = std::fs::read(&path).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let target = name.split('-').next().unwrap_or_default();
+            match target {
+                "exposition" => fuzz_check_exposition(&data),
+                "expr" => fuzz_check_expr(&data),
+                "config" => fuzz_check_config(&data),
+                "state" => fuzz_check_state(&data),
+                _ => continue,
             }
+            replayed += 1;
         }
+    }
+    eprintln!("replayed {replayed} file(s) of fuzz/regressions");
+}
+
+// The checks of the fuzz targets, one per target; keep them in step with fuzz/fuzz_targets/.
+
+fn fuzz_check_exposition(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(p) = parse(text, &KeepAll) {
+        for key in p.series.keys() {
+            assert!(
+                doscale::series::parse(key).is_some(),
+                "unparsable key {key:?}"
+            );
+        }
+        let lines = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .count() as u64;
+        assert_eq!(
+            p.series.len() as u64 + p.bad_lines,
+            lines,
+            "kept + reported"
+        );
+        assert!(p.series.len() as u64 <= p.samples);
+    }
+}
+
+fn fuzz_check_expr(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match doscale::expr::parse(text) {
+        Ok(e) => {
+            let mut series = doscale::series::SeriesMap::new();
+            series.insert("node_load1".into(), 1.5);
+            series.insert(
+                r#"node_cpu_seconds_total{cpu="0",mode="idle"}"#.into(),
+                10.0,
+            );
+            let cur = doscale::expr::Sample {
+                at_ms: 10_000,
+                series: &series,
+            };
+            let prev = doscale::expr::Sample {
+                at_ms: 5_000,
+                series: &series,
+            };
+            let _ = e.eval(cur, Some(prev));
+            let _ = e.eval(cur, None);
+        }
+        Err(err) => assert!(err.offset() <= text.len(), "{err}"),
+    }
+}
+
+fn fuzz_check_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Err(e) = doscale::config::parse(Path::new("/fuzz/doscale.toml"), text) {
+        assert!(e.line <= text.lines().count() + 1, "{e}");
+    }
+}
+
+fn fuzz_check_state(data: &[u8]) {
+    if let Ok(state) = doscale::state::parse(data) {
+        let bytes = serde_json::to_vec(&state).unwrap();
+        let again = doscale::state::parse(&bytes).unwrap();
+        assert_eq!(again, state);
     }
 }
