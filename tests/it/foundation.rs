@@ -191,3 +191,27 @@ fn help_version_and_completions() {
     let r = run(&["scrape", "--output", "yaml"]);
     assert_eq!(r.code, 2);
 }
+
+#[test]
+fn a_token_file_readable_by_others_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "dop_v1_notreal\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[api]\ntoken_file = \"{}\"\n[[group]]\nname = \"w\"\ntag = \"w\"\nmin = 1\nmax = 2\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let r = ok(&["--config", p.to_str().unwrap(), "check"]);
+    assert!(r.stderr.contains("readable by every user"), "{}", r.stderr);
+    assert!(!r.all().contains("dop_v1_notreal"));
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r = ok(&["--config", p.to_str().unwrap(), "check"]);
+    assert!(!r.stderr.contains("readable by every user"), "{}", r.stderr);
+}
