@@ -192,6 +192,14 @@ pub fn parse(text: &str) -> Result<Expr, ExprError> {
         ));
     }
     let toks = locate::lex(text);
+    if let Some((offset, what)) = locate::unrepresentable_duration(text, &toks) {
+        return Err(err(
+            offset,
+            format!(
+                "the duration `{what}` is out of range: write it with a unit, e.g. `5m` or `300s`"
+            ),
+        ));
+    }
     let ast = pp::parse(text).map_err(|msg| match locate::syntax_error(text, &toks) {
         Some((offset, what)) => err(offset, format!("syntax error: {what}")),
         None => {

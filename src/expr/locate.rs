@@ -409,6 +409,42 @@ pub(super) fn syntax_error(src: &str, toks: &[Tok]) -> Option<(usize, String)> {
     None
 }
 
+/// The first duration written without a unit (`x[300]`, `x offset 1e20`, `x[5m:Inf]`) whose
+/// number of seconds no `Duration` can hold (infinite, not a number, or beyond `u64::MAX`
+/// seconds): `(offset, text)`. promql-parser 0.5 panics on these (it calls
+/// `Duration::from_secs_f64`), so they are refused before the text reaches it.
+pub(super) fn unrepresentable_duration(src: &str, toks: &[Tok]) -> Option<(usize, String)> {
+    for (i, t) in toks.iter().enumerate() {
+        let prev = i.checked_sub(1).map(|p| &toks[p]);
+        // A duration follows `[` or a subquery's `:`, or `offset` with an optional sign.
+        let after_offset = |p: Option<&Tok>| is_word(src, p, &["offset"]);
+        let in_duration_place = match prev {
+            Some(p) if matches!(p.kind, Kind::Open('[') | Kind::Colon) => true,
+            Some(p) if after_offset(Some(p)) => true,
+            Some(p) if p.kind == Kind::Op && matches!(p.text(src), "+" | "-") => {
+                after_offset(i.checked_sub(2).map(|q| &toks[q]))
+            }
+            _ => false,
+        };
+        if !in_duration_place || !matches!(t.kind, Kind::Number | Kind::Ident) {
+            continue;
+        }
+        let text = t.text(src);
+        let lower = text.to_ascii_lowercase();
+        // Hexadecimal and octal numbers are read as i64 by promql-parser: always representable.
+        let radix = lower.contains('x') || (lower.starts_with('0') && !lower.contains('.'));
+        if radix {
+            continue;
+        }
+        if let Ok(secs) = lower.parse::<f64>() {
+            if std::time::Duration::try_from_secs_f64(secs).is_err() {
+                return Some((t.start, text.to_string()));
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

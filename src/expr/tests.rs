@@ -473,3 +473,26 @@ fn only_counters_under_rate_are_wanted_from_the_previous_scrape() {
     assert!(!e.wants_previous("node_load1", &[]));
     assert!(e.wants("node_load1", &[]));
 }
+
+/// promql-parser 0.5 panics on a unit-less duration that no `Duration` holds; found by the
+/// `expr` fuzz target (fuzz/regressions/expr-*-seconds-overflow). These are refused instead.
+#[test]
+fn refuses_unit_less_durations_out_of_range() {
+    for (text, at) in [
+        ("x[1e20]", 2),
+        ("x offset 1e20", 9),
+        ("x offset -1e20", 10),
+        ("x[5m:1e20]", 5),
+        ("rate(x[Inf])", 7),
+        ("x offset NaN", 9),
+        ("a offset 1e20n[99999999999999999999]", 15),
+    ] {
+        let e = parse(text).expect_err(text);
+        assert!(e.to_string().contains("out of range"), "{text}: {e}");
+        assert_eq!(e.offset(), at, "{text}: {e}");
+    }
+    // Representable ones still reach the parser, which judges them as before.
+    let e = parse("x offset 1e3").expect_err("offset is refused");
+    assert!(e.to_string().contains("offset"), "{e}");
+    parse("rate(x[5m])").unwrap();
+}

@@ -422,7 +422,7 @@ fn valid_tag(s: &str) -> bool {
 }
 
 const KNOWN_REGIONS: [&str; 14] = [
-    "ams3", "atl1", "blr1", "fra1", "lon1", "nyc1", "nyc2", "nyc3", "sfo1", "sfo2", "sfo3", "sgp1",
+    "ams3", "ams2", "blr1", "fra1", "lon1", "nyc1", "nyc2", "nyc3", "sfo1", "sfo2", "sfo3", "sgp1",
     "syd1", "tor1",
 ];
 

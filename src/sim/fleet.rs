@@ -530,7 +530,9 @@ impl State {
             v4.push(NetworkV4 {
                 ip_address: private,
                 netmask: Some("255.255.0.0".into()),
-                gateway: None,
+                // The real API writes the missing private gateway as the string "<nil>" (the spec
+                // types it as a string).
+                gateway: Some("<nil>".into()),
                 kind: "private".into(),
             });
             v4.push(NetworkV4 {
@@ -706,7 +708,7 @@ fn vpc_uuid(seed: u64, region: &str) -> String {
 
 const REGIONS: [(&str, &str); 14] = [
     ("ams3", "Amsterdam 3"),
-    ("atl1", "Atlanta 1"),
+    ("ams2", "Amsterdam 2"),
     ("blr1", "Bangalore 1"),
     ("fra1", "Frankfurt 1"),
     ("lon1", "London 1"),

@@ -5,5 +5,6 @@ mod crash;
 mod faults;
 mod foundation;
 mod man_page;
+mod openapi;
 mod pipeline;
 mod props;
