@@ -137,27 +137,49 @@ fn fuzz_regressions() {
     }
     // Every file in fuzz/regressions/ (named `<target>-<what>`) is replayed with the checks
     // of its fuzz target (fuzz/fuzz_targets/<target>.rs), not only "does not panic".
+    // Findings not fixed yet are listed in OPEN_FINDINGS: they are replayed too, and a panic
+    // of theirs is reported instead of failing the test. Remove a name once its fix lands.
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions");
     let mut replayed = 0;
     if let Ok(entries) = std::fs::read_dir(dir) {
-        let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        let mut paths: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
         paths.sort();
         for path in paths {
             let data = std::fs::read(&path).unwrap();
             let name = path.file_name().unwrap().to_string_lossy().to_string();
-            let target = name.split('-').next().unwrap_or_default();
-            match target {
-                "exposition" => fuzz_check_exposition(&data),
-                "expr" => fuzz_check_expr(&data),
-                "config" => fuzz_check_config(&data),
-                "state" => fuzz_check_state(&data),
+            let check: fn(&[u8]) = match name.split('-').next().unwrap_or_default() {
+                "exposition" => fuzz_check_exposition,
+                "expr" => fuzz_check_expr,
+                "config" => fuzz_check_config,
+                "state" => fuzz_check_state,
                 _ => continue,
-            }
+            };
             replayed += 1;
+            if OPEN_FINDINGS.contains(&name.as_str()) {
+                match std::panic::catch_unwind(|| check(&data)) {
+                    Err(_) => eprintln!("fuzz/regressions/{name}: still open (panics, see above)"),
+                    Ok(()) => eprintln!(
+                        "fuzz/regressions/{name}: passes now: remove it from OPEN_FINDINGS"
+                    ),
+                }
+            } else {
+                check(&data);
+            }
         }
     }
     eprintln!("replayed {replayed} file(s) of fuzz/regressions");
 }
+
+/// Files of fuzz/regressions/ whose bug is known and not fixed yet (see fuzz/README.md,
+/// "Findings"). Each still panics; they are replayed without failing the test.
+const OPEN_FINDINGS: &[&str] = &[
+    // none open: the two promql-parser duration overflows (expr-*-seconds-overflow) are
+    // refused by src/expr.rs before the text reaches the parser.
+];
 
 // The checks of the fuzz targets, one per target; keep them in step with fuzz/fuzz_targets/.
 
