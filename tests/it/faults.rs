@@ -388,3 +388,49 @@ fn a_full_disk_leaves_the_previous_state_intact() {
         .collect();
     assert!(leftovers.is_empty(), "a temporary file was left behind");
 }
+
+/// A created droplet whose health-check port never answers: reported, recorded as unhealthy in
+/// the history, and destroyed only when `on_unhealthy = "destroy"`.
+#[test]
+fn an_unhealthy_new_droplet_is_reported_and_destroyed_only_when_asked() {
+    // a port nothing listens on: bound, then released
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for on_unhealthy in ["keep", "destroy"] {
+        let sim = Sim::start(&["--droplets", "1", "--activate-ms", "100"]);
+        let cfg = sim.config_with(&format!(
+            "min = 1\nmax = 2\nwarmup = \"0s\"\ncooldown_up = \"0s\"\nmax_step_up = 1\non_unhealthy = \"{on_unhealthy}\"\n[group.template]\nname = \"u-{{n}}\"\nregion = \"nyc3\"\nsize = \"s-1vcpu-1gb\"\nimage = \"ubuntu-24-04-x64\"\n[group.health_check]\nports = [{closed}]\ninterval = \"100ms\"\ntimeout = \"200ms\"\nmax_tries = 3\n[group.metrics]\nport = {p}\n[[group.policy]]\nname = \"always\"\nscale = \"up\"\nconditions = [ {{ name = \"l\", expr = \"node_load1\", function = \"min\", op = \">=\", threshold = 0 }} ]",
+            p = sim.metrics_port()
+        ), "");
+        let before = ids(&sim);
+        let r = run(&["--config", &cfg, "run"]);
+        assert_eq!(r.code, 1, "{on_unhealthy}: {}", r.all());
+        assert!(r.all().contains("unhealthy"), "{on_unhealthy}: {}", r.all());
+        let created: Vec<u64> = ids(&sim)
+            .into_iter()
+            .filter(|i| !before.contains(i))
+            .collect();
+        let deletes: Vec<_> = sim
+            .requests()
+            .into_iter()
+            .filter(|q| q["method"] == "DELETE")
+            .collect();
+        if on_unhealthy == "keep" {
+            assert_eq!(created.len(), 1, "kept: {}", r.all());
+            assert!(deletes.is_empty(), "{deletes:?}");
+        } else {
+            assert!(created.is_empty(), "not destroyed: {}", r.all());
+            assert_eq!(deletes.len(), 1, "{deletes:?}");
+            // never the droplet that was there before
+            assert!(!deletes[0]["path"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/{}", before[0])));
+        }
+        let st = ok(&["--config", &cfg, "status", "--output", "json"]).stdout;
+        assert!(st.contains("unhealthy"), "history: {st}");
+    }
+}
