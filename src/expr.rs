@@ -200,7 +200,17 @@ pub fn parse(text: &str) -> Result<Expr, ExprError> {
             ),
         ));
     }
-    let ast = pp::parse(text).map_err(|msg| match locate::syntax_error(text, &toks) {
+    // promql-parser has panicked on input it should refuse (see unrepresentable_duration); a
+    // panic left in it becomes an error naming the expression rather than a crash.
+    let parsed = std::panic::catch_unwind(|| pp::parse(text)).map_err(|_| {
+        err(
+            0,
+            "the PromQL parser failed on this expression (a bug in promql-parser): \
+             rewrite it, e.g. give every duration a unit"
+                .into(),
+        )
+    })?;
+    let ast = parsed.map_err(|msg| match locate::syntax_error(text, &toks) {
         Some((offset, what)) => err(offset, format!("syntax error: {what}")),
         None => {
             // A refusal of promql-parser beyond plain syntax (a type error, an unknown

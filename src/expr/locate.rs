@@ -432,7 +432,9 @@ pub(super) fn unrepresentable_duration(src: &str, toks: &[Tok]) -> Option<(usize
         let text = t.text(src);
         let lower = text.to_ascii_lowercase();
         // Hexadecimal and octal numbers are read as i64 by promql-parser: always representable.
-        let radix = lower.contains('x') || (lower.starts_with('0') && !lower.contains('.'));
+        // Its rule for octal: a leading 0, no `.`, no 8 or 9 (`0999` is decimal).
+        let radix = lower.contains('x')
+            || (lower.starts_with('0') && lower != "0" && !lower.contains(['.', '8', '9']));
         if radix {
             continue;
         }

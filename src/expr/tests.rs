@@ -486,6 +486,9 @@ fn refuses_unit_less_durations_out_of_range() {
         ("rate(x[Inf])", 7),
         ("x offset NaN", 9),
         ("a offset 1e20n[99999999999999999999]", 15),
+        // a leading 0 with an 8 or 9 is decimal, not octal (found by fuzzing too)
+        ("pu_d[0999999999999999999999999]", 5),
+        ("x offset 09e30", 9),
     ] {
         let e = parse(text).expect_err(text);
         assert!(e.to_string().contains("out of range"), "{text}: {e}");
