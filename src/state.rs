@@ -53,8 +53,8 @@ pub struct GroupState {
 
 /// One scrape of one group. Stored compactly: every series key once per scrape, each
 /// droplet's values by key index (see [`compact`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(into = "compact::Scrape", try_from = "compact::Scrape")]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "compact::Scrape")]
 pub struct Scrape {
     pub at: DateTime<Utc>,
     pub droplets: Vec<ScrapedDroplet>,
@@ -78,7 +78,7 @@ mod compact {
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Serialize};
 
-    #[derive(Serialize, Deserialize)]
+    #[derive(Deserialize)]
     pub struct Scrape {
         at: DateTime<Utc>,
         #[serde(default)]
@@ -90,7 +90,7 @@ mod compact {
         bad_line_example: Option<String>,
     }
 
-    #[derive(Serialize, Deserialize)]
+    #[derive(Deserialize)]
     struct Droplet {
         id: u64,
         name: String,
@@ -107,44 +107,74 @@ mod compact {
         v: Vec<(u32, f64)>,
     }
 
-    impl From<super::Scrape> for Scrape {
-        fn from(s: super::Scrape) -> Self {
-            let mut index: HashMap<String, u32> = HashMap::new();
+    /// The same form, written from a borrowed [`super::Scrape`]: saving a state never copies
+    /// its scrapes (thousands of series maps) first.
+    #[derive(Serialize)]
+    struct ScrapeRef<'a> {
+        at: &'a DateTime<Utc>,
+        keys: Vec<&'a str>,
+        droplets: Vec<DropletRef<'a>>,
+        #[serde(skip_serializing_if = "super::is_zero")]
+        bad_lines: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        bad_line_example: &'a Option<String>,
+    }
+
+    #[derive(Serialize)]
+    struct DropletRef<'a> {
+        id: u64,
+        name: &'a str,
+        status: &'a str,
+        created: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        address: &'a Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: &'a Option<String>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        protected: bool,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        v: Vec<(u32, f64)>,
+    }
+
+    impl Serialize for super::Scrape {
+        fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+            let mut index: HashMap<&str, u32> = HashMap::new();
             let mut keys = Vec::new();
-            let droplets = s
+            let droplets = self
                 .droplets
-                .into_iter()
+                .iter()
                 .map(|d| {
                     let v = d
                         .series
-                        .into_iter()
+                        .iter()
                         .map(|(k, val)| {
-                            let i = *index.entry(k).or_insert_with_key(|k| {
-                                keys.push(k.clone());
+                            let i = *index.entry(k.as_str()).or_insert_with(|| {
+                                keys.push(k.as_str());
                                 keys.len() as u32 - 1
                             });
-                            (i, val)
+                            (i, *val)
                         })
                         .collect();
-                    Droplet {
+                    DropletRef {
                         id: d.id,
-                        name: d.name,
-                        status: d.status,
+                        name: &d.name,
+                        status: &d.status,
                         created: d.created_at.timestamp(),
-                        address: d.address,
-                        error: d.error,
+                        address: &d.address,
+                        error: &d.error,
                         protected: d.protected,
                         v,
                     }
                 })
                 .collect();
-            Scrape {
-                at: s.at,
+            ScrapeRef {
+                at: &self.at,
                 keys,
                 droplets,
-                bad_lines: s.bad_lines,
-                bad_line_example: s.bad_line_example,
+                bad_lines: self.bad_lines,
+                bad_line_example: &self.bad_line_example,
             }
+            .serialize(ser)
         }
     }
 
