@@ -82,6 +82,19 @@ pub struct Sim {
     child: Child,
 }
 
+/// `DOSCALE_TEST_SEED=<n>` re-runs every simulator-driven test on another fleet: it replaces
+/// the `--seed` a test chose (or adds one). The promises must hold whatever the seed.
+fn with_test_seed(args: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    if let Ok(seed) = std::env::var("DOSCALE_TEST_SEED") {
+        if let Some(i) = out.iter().position(|a| a == "--seed") {
+            out.drain(i..(i + 2).min(out.len()));
+        }
+        out.extend(["--seed".to_string(), seed]);
+    }
+    out
+}
+
 impl Sim {
     pub fn start(args: &[&str]) -> Sim {
         let dir = tempfile::tempdir().unwrap();
@@ -90,7 +103,7 @@ impl Sim {
         let mut c = cmd();
         c.args(["sim", "--listen", "127.0.0.1:0", "--config-out"])
             .arg(&cfg)
-            .args(args);
+            .args(with_test_seed(args));
         c.stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log));
         let mut child = c.spawn().expect("start doscale sim");
