@@ -393,11 +393,11 @@ impl Group {
         let mut out = BTreeSet::new();
         for p in &self.policies {
             for c in &p.conditions {
-                out.extend(c.expr.metric_names());
+                out.extend(c.expr.metric_names().iter().cloned());
             }
         }
         if let Some(t) = &self.target {
-            out.extend(t.expr.metric_names());
+            out.extend(t.expr.metric_names().iter().cloned());
         }
         out
     }

@@ -146,6 +146,8 @@ impl BinOp {
 struct Selector {
     name: String,
     matchers: Vec<LabelMatcher>,
+    /// The argument of `rate`/`increase`: read from the previous scrape too.
+    ranged: bool,
     /// The selector in PromQL syntax, for messages.
     text: String,
 }
@@ -603,6 +605,7 @@ impl Builder<'_> {
         self.selectors.push(Selector {
             name,
             matchers,
+            ranged,
             text,
         });
         Ok(self.selectors.len() - 1)
@@ -713,6 +716,19 @@ fn label_value<'k>(labels: &'k str, want: &str) -> Option<Cow<'k, str>> {
 }
 
 impl Selector {
+    /// Whether this selector matches the series `name{labels}`.
+    fn matches(&self, name: &str, labels: &[(&str, &str)]) -> bool {
+        self.name == name
+            && self.matchers.iter().all(|m| {
+                let v = labels
+                    .iter()
+                    .find(|(k, _)| *k == m.label)
+                    .map(|(_, v)| *v)
+                    .unwrap_or("");
+                m.test.matches(v)
+            })
+    }
+
     fn matches_labels(&self, labels: &str) -> bool {
         self.matchers.iter().all(|m| {
             let v = label_value(labels, &m.label);
@@ -784,55 +800,23 @@ impl Expr {
     }
 
     /// Metric names referenced by any selector.
-    pub fn metric_names(&self) -> BTreeSet<String> {
-        self.names.clone()
+    pub fn metric_names(&self) -> &BTreeSet<String> {
+        &self.names
     }
 
     /// Whether a series (name + labels) is matched by any selector of this expression: the
     /// scrape keeps only those.
     pub fn wants(&self, name: &str, labels: &[(&str, &str)]) -> bool {
-        self.selectors.iter().any(|s| {
-            s.name == name
-                && s.matchers.iter().all(|m| {
-                    let v = labels
-                        .iter()
-                        .find(|(k, _)| *k == m.label)
-                        .map(|(_, v)| *v)
-                        .unwrap_or("");
-                    m.test.matches(v)
-                })
-        })
+        self.selectors.iter().any(|s| s.matches(name, labels))
     }
 
     /// Whether a series is read from the *previous* scrape (a selector inside `rate` or
     /// `increase` matches it): only those need to be kept once a scrape becomes the previous
     /// one.
     pub fn wants_previous(&self, name: &str, labels: &[(&str, &str)]) -> bool {
-        fn ranges(n: &Node, out: &mut Vec<usize>) {
-            match n {
-                Node::Range { sel, .. } => out.push(*sel),
-                Node::Agg { arg, .. } | Node::Neg(arg) => ranges(arg, out),
-                Node::Bin { lhs, rhs, .. } => {
-                    ranges(lhs, out);
-                    ranges(rhs, out);
-                }
-                Node::Num(_) | Node::Sel(_) => {}
-            }
-        }
-        let mut idx = Vec::new();
-        ranges(&self.root, &mut idx);
-        idx.into_iter().any(|i| {
-            let s = &self.selectors[i];
-            s.name == name
-                && s.matchers.iter().all(|m| {
-                    let v = labels
-                        .iter()
-                        .find(|(k, _)| *k == m.label)
-                        .map(|(_, v)| *v)
-                        .unwrap_or("");
-                    m.test.matches(v)
-                })
-        })
+        self.selectors
+            .iter()
+            .any(|s| s.ranged && s.matches(name, labels))
     }
 
     /// The value for one droplet: `cur` is its latest scrape, `prev` the one before (for

@@ -6,6 +6,7 @@
 //! cannot stall the pass); a cap on the body size; no redirects; never a link-local,
 //! multicast or unspecified address, whatever the API lists.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,25 +33,24 @@ pub const TABLE_FAMILIES: [&str; 4] = [
 
 /// Keeps what a group's expressions reference plus the load table's series.
 pub struct GroupKeep<'a> {
-    pub group: &'a Group,
-    pub all: bool,
+    group: &'a Group,
+    all: bool,
+    /// Every family kept: the expressions' metric names and [`TABLE_FAMILIES`].
+    names: BTreeSet<String>,
+}
+
+impl<'a> GroupKeep<'a> {
+    /// The expressions' metric names are gathered once per scrape, not looked up per line.
+    pub fn new(group: &'a Group, all: bool) -> Self {
+        let mut names = group.referenced_families();
+        names.extend(TABLE_FAMILIES.iter().map(|s| s.to_string()));
+        GroupKeep { group, all, names }
+    }
 }
 
 impl Keep for GroupKeep<'_> {
     fn name(&self, name: &str) -> bool {
-        self.all
-            || TABLE_FAMILIES.contains(&name)
-            || self
-                .group
-                .policies
-                .iter()
-                .flat_map(|p| &p.conditions)
-                .any(|c| c.expr.metric_names().contains(name))
-            || self
-                .group
-                .target
-                .as_ref()
-                .is_some_and(|t| t.expr.metric_names().contains(name))
+        self.all || self.names.contains(name)
     }
     fn series(&self, name: &str, labels: &[(&str, &str)]) -> bool {
         if self.all {
@@ -75,36 +75,6 @@ impl Keep for GroupKeep<'_> {
     }
 }
 
-/// A precomputed name filter (the expressions' name sets are built once per scrape, not per
-/// line).
-struct FastKeep<'a> {
-    inner: GroupKeep<'a>,
-    names: std::collections::HashSet<String>,
-}
-
-impl<'a> FastKeep<'a> {
-    fn new(inner: GroupKeep<'a>) -> Self {
-        let mut names: std::collections::HashSet<String> =
-            TABLE_FAMILIES.iter().map(|s| s.to_string()).collect();
-        for c in inner.group.policies.iter().flat_map(|p| &p.conditions) {
-            names.extend(c.expr.metric_names());
-        }
-        if let Some(t) = &inner.group.target {
-            names.extend(t.expr.metric_names());
-        }
-        FastKeep { inner, names }
-    }
-}
-
-impl Keep for FastKeep<'_> {
-    fn name(&self, name: &str) -> bool {
-        self.inner.all || self.names.contains(name)
-    }
-    fn series(&self, name: &str, labels: &[(&str, &str)]) -> bool {
-        self.inner.series(name, labels)
-    }
-}
-
 /// Totals of one pass, for logs and the textfile.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -123,7 +93,7 @@ pub fn scrape_group(
     now: impl Fn() -> DateTime<Utc>,
 ) -> Result<Scrape> {
     let started = now();
-    let keep = FastKeep::new(GroupKeep { group, all });
+    let keep = GroupKeep::new(group, all);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -147,7 +117,7 @@ pub fn scrape_group(
     let stats = Arc::new(Stats::default());
     let st = stats.clone();
     let pb = progress.cloned();
-    let keep_ref: &FastKeep<'_> = &keep;
+    let keep_ref: &GroupKeep<'_> = &keep;
 
     let (droplets, listing) = std::thread::scope(|s| {
         let scraper = s.spawn(move || {

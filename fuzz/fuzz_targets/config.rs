@@ -1,11 +1,8 @@
 #![no_main]
-//! The config loader: never panics; every error has a position inside the text.
+//! The `config` fuzz target: the checks are in fuzz/checks.rs (shared with tests/it/props.rs).
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Err(e) = doscale::config::parse(std::path::Path::new("/fuzz/doscale.toml"), text) {
-            assert!(e.line <= text.lines().count() + 1, "{e}");
-        }
-    }
-});
+#[path = "../checks.rs"]
+mod checks;
+
+fuzz_target!(|data: &[u8]| checks::config(data));

@@ -347,7 +347,7 @@ fn names_and_wants() {
     let x =
         parse(r#"1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m])) + node_load1"#).unwrap();
     assert_eq!(
-        x.metric_names().into_iter().collect::<Vec<_>>(),
+        x.metric_names().iter().collect::<Vec<_>>(),
         vec!["node_cpu_seconds_total", "node_load1"]
     );
     assert!(x.wants("node_cpu_seconds_total", &[("cpu", "0"), ("mode", "idle")]));

@@ -8,6 +8,9 @@ use std::path::Path;
 use doscale::exposition::{parse, KeepAll};
 use proptest::prelude::*;
 
+#[path = "../../fuzz/checks.rs"]
+mod fuzz_checks;
+
 fn label_value() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-z0-9]{0,8}",
@@ -136,7 +139,7 @@ fn fuzz_regressions() {
         let _ = doscale::expr::parse(e);
     }
     // Every file in fuzz/regressions/ (named `<target>-<what>`) is replayed with the checks
-    // of its fuzz target (fuzz/fuzz_targets/<target>.rs), not only "does not panic".
+    // of its fuzz target (fuzz/checks.rs), not only "does not panic".
     // Findings not fixed yet are listed in OPEN_FINDINGS: they are replayed too, and a panic
     // of theirs is reported instead of failing the test. Remove a name once its fix lands.
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions");
@@ -152,10 +155,10 @@ fn fuzz_regressions() {
             let data = std::fs::read(&path).unwrap();
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             let check: fn(&[u8]) = match name.split('-').next().unwrap_or_default() {
-                "exposition" => fuzz_check_exposition,
-                "expr" => fuzz_check_expr,
-                "config" => fuzz_check_config,
-                "state" => fuzz_check_state,
+                "exposition" => fuzz_checks::exposition,
+                "expr" => fuzz_checks::expr,
+                "config" => fuzz_checks::config,
+                "state" => fuzz_checks::state,
                 _ => continue,
             };
             replayed += 1;
@@ -180,74 +183,3 @@ const OPEN_FINDINGS: &[&str] = &[
     // none open: the two promql-parser duration overflows (expr-*-seconds-overflow) are
     // refused by src/expr.rs before the text reaches the parser.
 ];
-
-// The checks of the fuzz targets, one per target; keep them in step with fuzz/fuzz_targets/.
-
-fn fuzz_check_exposition(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(p) = parse(text, &KeepAll) {
-        for key in p.series.keys() {
-            assert!(
-                doscale::series::parse(key).is_some(),
-                "unparsable key {key:?}"
-            );
-        }
-        let lines = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .count() as u64;
-        assert_eq!(
-            p.series.len() as u64 + p.bad_lines,
-            lines,
-            "kept + reported"
-        );
-        assert!(p.series.len() as u64 <= p.samples);
-    }
-}
-
-fn fuzz_check_expr(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    match doscale::expr::parse(text) {
-        Ok(e) => {
-            let mut series = doscale::series::SeriesMap::new();
-            series.insert("node_load1".into(), 1.5);
-            series.insert(
-                r#"node_cpu_seconds_total{cpu="0",mode="idle"}"#.into(),
-                10.0,
-            );
-            let cur = doscale::expr::Sample {
-                at_ms: 10_000,
-                series: &series,
-            };
-            let prev = doscale::expr::Sample {
-                at_ms: 5_000,
-                series: &series,
-            };
-            let _ = e.eval(cur, Some(prev));
-            let _ = e.eval(cur, None);
-        }
-        Err(err) => assert!(err.offset() <= text.len(), "{err}"),
-    }
-}
-
-fn fuzz_check_config(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Err(e) = doscale::config::parse(Path::new("/fuzz/doscale.toml"), text) {
-        assert!(e.line <= text.lines().count() + 1, "{e}");
-    }
-}
-
-fn fuzz_check_state(data: &[u8]) {
-    if let Ok(state) = doscale::state::parse(data) {
-        let bytes = serde_json::to_vec(&state).unwrap();
-        let again = doscale::state::parse(&bytes).unwrap();
-        assert_eq!(again, state);
-    }
-}
