@@ -132,12 +132,12 @@ pub fn parse(text: &str, keep: &dyn Keep) -> Result<Parsed, String> {
             Some(v) => v.to_bits() == s.value.to_bits() || (v.is_nan() && s.value.is_nan()),
             None => false,
         };
-        if !agrees || out.series.contains_key(&key) {
+        if !agrees || out.series.contains_key(key.as_str()) {
             // Mangled by the library, dropped by it, or a duplicate series: not trusted.
             out.note_bad(&line);
             continue;
         }
-        out.series.insert(key, s.value);
+        out.series.insert(key.into(), s.value);
     }
     Ok(out)
 }
@@ -339,8 +339,14 @@ mod tests {
             );
         }
         let p = parse(&fixture("do-agent/droplet-2vcpu.prom"), &KeepAll).unwrap();
-        assert_eq!(p.series["node_load1"], 2.44);
-        assert_eq!(p.series["node_memory_MemAvailable_bytes"], 2.474622976e10);
+        assert_eq!(p.series.get("node_load1").copied().unwrap(), 2.44);
+        assert_eq!(
+            p.series
+                .get("node_memory_MemAvailable_bytes")
+                .copied()
+                .unwrap(),
+            2.474622976e10
+        );
     }
 
     #[test]
@@ -358,7 +364,7 @@ mod tests {
                     &s.name,
                     s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                 );
-                if let Some(v) = p.series.get(&key) {
+                if let Some(v) = p.series.get(key.as_str()) {
                     assert!(v.to_bits() == s.value.to_bits() || v.is_nan(), "{line}");
                 }
             }
@@ -387,7 +393,7 @@ mod tests {
         // none of the tricky ones passed with a wrong value or key
         for k in p.series.keys() {
             assert!(
-                k == "ok_metric" || k.starts_with("plain"),
+                &**k == "ok_metric" || k.starts_with("plain"),
                 "mangled series let through: {k}"
             );
         }
@@ -398,10 +404,10 @@ mod tests {
     #[test]
     fn special_values() {
         let p = parse("a NaN\nb +Inf\nc -Inf\nd 1e3\n", &KeepAll).unwrap();
-        assert!(p.series["a"].is_nan());
-        assert_eq!(p.series["b"], f64::INFINITY);
-        assert_eq!(p.series["c"], f64::NEG_INFINITY);
-        assert_eq!(p.series["d"], 1000.0);
+        assert!(p.series.get("a").copied().unwrap().is_nan());
+        assert_eq!(p.series.get("b").copied().unwrap(), f64::INFINITY);
+        assert_eq!(p.series.get("c").copied().unwrap(), f64::NEG_INFINITY);
+        assert_eq!(p.series.get("d").copied().unwrap(), 1000.0);
     }
 
     #[test]
@@ -430,7 +436,7 @@ mod tests {
     #[test]
     fn duplicate_series_are_reported() {
         let p = parse("a 1\na 2\n", &KeepAll).unwrap();
-        assert_eq!(p.series["a"], 1.0);
+        assert_eq!(p.series.get("a").copied().unwrap(), 1.0);
         assert_eq!(p.bad_lines, 1);
     }
 }

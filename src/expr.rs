@@ -34,7 +34,6 @@ mod locate;
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
-use std::ops::Bound;
 
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self as pp, Expr as PExpr};
@@ -739,18 +738,9 @@ impl Selector {
     /// Calls `f(key, labels, value)` for every series of `series` this selector matches;
     /// `labels` is the `{…}` part of the key ("" when the series has none).
     fn each<'a>(&self, series: &'a SeriesMap, mut f: impl FnMut(&'a str, &'a str, f64)) {
-        let range = series.range::<str, _>((Bound::Included(self.name.as_str()), Bound::Unbounded));
-        for (k, v) in range {
-            // Keys with this name are contiguous: `name`, then `name…` (longer names sort
-            // among them, e.g. node_load15 between node_load1 and node_load1{…}).
-            let Some(rest) = k.strip_prefix(self.name.as_str()) else {
-                break;
-            };
-            if !(rest.is_empty() || rest.starts_with('{')) {
-                continue;
-            }
+        for (k, rest, v) in crate::series::with_name(series, &self.name) {
             if self.matchers.is_empty() || self.matches_labels(rest) {
-                f(k, rest, *v);
+                f(k, rest, v);
             }
         }
     }
@@ -896,20 +886,19 @@ impl Expr {
                 let mut seen = 0usize;
                 // Both maps are sorted: walk the previous one alongside instead of searching
                 // it for every series (fewer keys touched, which is what costs here).
-                let mut walk: Option<
-                    std::iter::Peekable<std::collections::btree_map::Range<'_, String, f64>>,
-                > = None;
+                let before_all = prev.series.as_slice();
+                let mut j: Option<usize> = None;
                 sel.each(cur.series, |key, labels, now| {
                     seen += 1;
-                    let w = walk.get_or_insert_with(|| {
-                        prev.series
-                            .range::<str, _>((Bound::Included(key), Bound::Unbounded))
-                            .peekable()
-                    });
-                    while w.next_if(|(k, _)| k.as_str() < key).is_some() {}
-                    if let Some((_, &before)) = w.next_if(|(k, _)| k.as_str() == key) {
+                    let j =
+                        j.get_or_insert_with(|| before_all.partition_point(|(k, _)| &**k < key));
+                    while before_all.get(*j).is_some_and(|(k, _)| &**k < key) {
+                        *j += 1;
+                    }
+                    if let Some((_, before)) = before_all.get(*j).filter(|(k, _)| &**k == key) {
+                        *j += 1;
                         // A counter that went down was reset: it counts from zero again.
-                        let inc = if now < before { now } else { now - before };
+                        let inc = if now < *before { now } else { now - before };
                         items.push(Elem {
                             labels,
                             v: if *increase { inc } else { inc / secs },

@@ -3,10 +3,34 @@
 //! `node_cpu_seconds_total{cpu="0",mode="idle"}`. This is the key of every stored sample
 //! (state file, `scrape --output json`).
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// Per-droplet samples of one scrape: series key → value.
-pub type SeriesMap = BTreeMap<String, f64>;
+use litemap::LiteMap;
+
+/// A series key, shared: the droplets of a scrape read back from the state hold one copy of
+/// each key between them.
+pub type Key = Arc<str>;
+
+/// Per-droplet samples of one scrape: series key → value, sorted by key. A sorted vector
+/// rather than a tree: a droplet has a handful of series (those the policies reference), and
+/// thousands of droplets are read from the state on every pass, so one allocation each and
+/// binary search over contiguous keys is what keeps a pass quick.
+pub type SeriesMap = LiteMap<Key, f64>;
+
+/// The series of `map` whose name is `name` (`name` alone, then `name{…}`), in key order:
+/// they are contiguous, except that longer names sharing the prefix sort among them (e.g.
+/// `node_load15` between `node_load1` and `node_load1{…}`), which this skips.
+pub fn with_name<'a, 'n>(
+    map: &'a SeriesMap,
+    name: &'n str,
+) -> impl Iterator<Item = (&'a str, &'a str, f64)> + use<'a, 'n> {
+    let all = map.as_slice();
+    let start = all.partition_point(|(k, _)| &**k < name);
+    all[start..]
+        .iter()
+        .map_while(move |(k, v)| k.strip_prefix(name).map(|rest| (&**k, rest, *v)))
+        .filter(|(_, rest, _)| rest.is_empty() || rest.starts_with('{'))
+}
 
 /// Formats a key from a name and labels (sorted here; empty labels are dropped as Prometheus
 /// treats them as absent).

@@ -148,8 +148,8 @@ mod compact {
                         .series
                         .iter()
                         .map(|(k, val)| {
-                            let i = *index.entry(k.as_str()).or_insert_with(|| {
-                                keys.push(k.as_str());
+                            let i = *index.entry(&**k).or_insert_with(|| {
+                                keys.push(&**k);
                                 keys.len() as u32 - 1
                             });
                             (i, *val)
@@ -181,12 +181,13 @@ mod compact {
     impl TryFrom<Scrape> for super::Scrape {
         type Error = String;
         fn try_from(s: Scrape) -> Result<Self, String> {
-            let keys = s.keys;
+            // Every droplet shares the scrape's copy of each key.
+            let keys: Vec<crate::series::Key> = s.keys.into_iter().map(Into::into).collect();
             let droplets = s
                 .droplets
                 .into_iter()
                 .map(|d| {
-                    let mut series = super::SeriesMap::new();
+                    let mut series = super::SeriesMap::with_capacity(d.v.len());
                     for (i, val) in d.v {
                         let k = keys.get(i as usize).ok_or_else(|| {
                             format!("droplet {}: series index {i} is out of range", d.id)
@@ -459,7 +460,15 @@ pub fn load_file(path: &Path) -> Result<State> {
             return Err(e).wrap_err_with(|| format!("reading the state file {}", path.display()))
         }
     };
-    parse(&bytes).map_err(|m| eyre!("the state file {} {m}; it is left as it is: move it aside (doscale starts afresh without it) or restore a good copy", path.display()))
+    let started = Instant::now();
+    let state = parse(&bytes).map_err(|m| eyre!("the state file {} {m}; it is left as it is: move it aside (doscale starts afresh without it) or restore a good copy", path.display()))?;
+    tracing::debug!(
+        "read the state file {} ({} bytes) in {:.1} ms",
+        path.display(),
+        bytes.len(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    Ok(state)
 }
 
 /// Parses state bytes; the error says what is wrong (without the path).
@@ -468,30 +477,50 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<State, String> {
     struct Probe {
         version: Option<serde_json::Value>,
     }
-    let probe: Probe =
-        serde_json::from_slice(bytes).map_err(|e| format!("is not valid JSON ({e})"))?;
-    match probe.version.as_ref().and_then(|v| v.as_u64()) {
-        Some(v) if v == VERSION as u64 => {}
-        Some(v) if v > VERSION as u64 => {
-            return Err(format!(
-                "has version {v}, newer than this doscale understands ({VERSION}): upgrade doscale"
-            ))
+    let version_error = |version: Option<&serde_json::Value>| match version.and_then(|v| v.as_u64())
+    {
+        Some(v) if v == VERSION as u64 => None,
+        Some(v) if v > VERSION as u64 => Some(format!(
+            "has version {v}, newer than this doscale understands ({VERSION}): upgrade doscale"
+        )),
+        _ => Some(format!("has no valid \"version\" (want {VERSION})")),
+    };
+    // One pass over the document when it is good; only a bad one is read a second time, to
+    // say what is wrong with it (a newer version's shape is not an error of shape).
+    match serde_json::from_slice::<State>(bytes) {
+        Ok(state) => match version_error(Some(&serde_json::Value::from(state.version))) {
+            None => Ok(state),
+            Some(e) => Err(e),
+        },
+        Err(shape) => {
+            let probe: Probe =
+                serde_json::from_slice(bytes).map_err(|e| format!("is not valid JSON ({e})"))?;
+            Err(version_error(probe.version.as_ref())
+                .unwrap_or_else(|| format!("does not have the expected shape ({shape})")))
         }
-        _ => return Err(format!("has no valid \"version\" (want {VERSION})")),
     }
-    serde_json::from_slice(bytes).map_err(|e| format!("does not have the expected shape ({e})"))
 }
 
 /// Writes `state` to a temporary file beside `path`, fsyncs it, renames it over `path` and
 /// fsyncs the directory. On any error the previous file is intact and the temporary removed.
 pub fn save_file(path: &Path, state: &State) -> Result<()> {
+    let started = Instant::now();
     let bytes = serde_json::to_vec(state).wrap_err("serialising the state")?;
+    let serialised = started.elapsed();
     write_atomic(path, &bytes, 0o600).wrap_err_with(|| {
         format!(
             "writing the state file {} (the previous state is intact)",
             path.display()
         )
-    })
+    })?;
+    tracing::debug!(
+        "wrote the state file {} ({} bytes): serialised in {:.1} ms, written and synced in {:.1} ms",
+        path.display(),
+        bytes.len(),
+        serialised.as_secs_f64() * 1000.0,
+        (started.elapsed() - serialised).as_secs_f64() * 1000.0
+    );
+    Ok(())
 }
 
 /// The atomic replace used for the state file and the metrics textfile.

@@ -118,7 +118,7 @@ pub fn load_of(
     cur_at: chrono::DateTime<Utc>,
     prev: Option<(&ScrapedDroplet, chrono::DateTime<Utc>)>,
 ) -> Load {
-    let idle = |d: &ScrapedDroplet| -> HashMap<String, f64> {
+    let idle = |d: &ScrapedDroplet| -> HashMap<crate::series::Key, f64> {
         d.series
             .iter()
             .filter(|(k, _)| {

@@ -2,7 +2,7 @@ use super::*;
 use crate::series::{self, SeriesMap};
 
 fn map(items: &[(&str, f64)]) -> SeriesMap {
-    items.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    items.iter().map(|(k, v)| ((*k).into(), *v)).collect()
 }
 
 fn at(ms: i64, s: &SeriesMap) -> Sample<'_> {
@@ -33,7 +33,7 @@ fn fixture(name: &str) -> SeriesMap {
         let (k, v) = line.rsplit_once(' ').unwrap();
         let (name, labels) = series::parse(k).unwrap();
         let key = series::key(name, labels.iter().map(|(a, b)| (a.as_str(), b.as_str())));
-        out.insert(key, v.parse().unwrap());
+        out.insert(key.into(), v.parse().unwrap());
     }
     out
 }
@@ -229,9 +229,12 @@ fn selectors_and_matchers() {
 #[test]
 fn escaped_label_values() {
     let key = series::key("m", [("path", "a,b=\"c\"}\\")]);
-    let s: SeriesMap = [(key, 3.0), (series::key("m", [("path", "plain")]), 4.0)]
-        .into_iter()
-        .collect();
+    let s: SeriesMap = [
+        (key.into(), 3.0),
+        (series::key("m", [("path", "plain")]).into(), 4.0),
+    ]
+    .into_iter()
+    .collect();
     assert_eq!(ev(r#"m{path="a,b=\"c\"}\\"}"#, &s), Ok(3.0));
     assert_eq!(ev(r#"m{path="plain"}"#, &s), Ok(4.0));
     assert_eq!(ev(r#"m{path='pl\x61in'}"#, &s), Ok(4.0));
@@ -453,7 +456,7 @@ mod props {
         /// `sum/avg/min/max/count` agree with a plain computation over the matched series.
         #[test]
         fn aggregations_agree(vals in proptest::collection::vec(-1e6f64..1e6, 1..20)) {
-            let s: SeriesMap = vals.iter().enumerate().map(|(i, v)| (format!("m{{i=\"{i}\"}}"), *v)).collect();
+            let s: SeriesMap = vals.iter().enumerate().map(|(i, v)| (format!("m{{i=\"{i}\"}}").into(), *v)).collect();
             let sum: f64 = s.values().sum();
             prop_assert_eq!(ev("sum(m)", &s).unwrap(), sum);
             prop_assert_eq!(ev("count(m)", &s).unwrap(), vals.len() as f64);

@@ -17,7 +17,7 @@ fn group(extra: &str) -> Group {
 }
 
 fn series(items: &[(&str, f64)]) -> SeriesMap {
-    items.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    items.iter().map(|(k, v)| ((*k).into(), *v)).collect()
 }
 
 /// An active droplet created a day before `t0`, scraped fine.
