@@ -81,8 +81,9 @@ pub struct ConditionEvaluation {
     pub op: String,
     pub threshold: f64,
     pub satisfied: bool,
-    /// Droplet id → its value (`null`: no data for that droplet).
-    pub per_droplet: BTreeMap<String, Option<f64>>,
+    /// Droplet id → its value (`null`: no data for that droplet). The ids are JSON object
+    /// keys, so strings in JSON.
+    pub per_droplet: BTreeMap<u64, Option<f64>>,
     /// Why there is no value, or why some droplets have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_data: Option<String>,
@@ -101,6 +102,49 @@ pub struct TargetEvaluation {
     /// tolerance band or without data.
     pub recommended: u32,
     pub reason: String,
+}
+
+impl GroupEvaluation {
+    /// What the planner needs and the state keeps: verdicts and aggregates, without the
+    /// per-droplet detail (`evaluate --output json` prints that). Nothing per droplet is
+    /// copied.
+    pub fn summary(&self) -> GroupEvaluation {
+        GroupEvaluation {
+            name: self.name.clone(),
+            at: self.at,
+            size: self.size,
+            evaluated: self.evaluated,
+            droplets: Vec::new(),
+            reporting: self.reporting.clone(),
+            policies: self
+                .policies
+                .iter()
+                .map(|p| PolicyEvaluation {
+                    name: p.name.clone(),
+                    scale: p.scale,
+                    step: p.step,
+                    match_: p.match_,
+                    satisfied: p.satisfied,
+                    conditions: p
+                        .conditions
+                        .iter()
+                        .map(|c| ConditionEvaluation {
+                            name: c.name.clone(),
+                            expr: c.expr.clone(),
+                            function: c.function.clone(),
+                            value: c.value,
+                            op: c.op.clone(),
+                            threshold: c.threshold,
+                            satisfied: c.satisfied,
+                            per_droplet: BTreeMap::new(),
+                            no_data: c.no_data.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            target: self.target.clone(),
+        }
+    }
 }
 
 /// Evaluates one group on its latest scrape (`cur`) and the one before (`prev`, for rates).
@@ -174,7 +218,6 @@ pub fn evaluate_group(
         .iter()
         .map(|d| Input {
             droplet: d,
-            key: d.id.to_string(),
             cur: Sample {
                 at_ms: cur_ms,
                 series: &d.series,
@@ -186,6 +229,20 @@ pub fn evaluate_group(
         })
         .collect();
 
+    // Each distinct expression once: policies often share one (do-scaler's up and down
+    // policies both read the load averages).
+    let mut columns: HashMap<&str, Column> = HashMap::new();
+    let exprs = group
+        .policies
+        .iter()
+        .flat_map(|p| p.conditions.iter().map(|c| &c.expr))
+        .chain(group.target.as_ref().map(|t| &t.expr));
+    for e in exprs {
+        columns
+            .entry(e.text())
+            .or_insert_with(|| Column::compute(e, &inputs));
+    }
+
     let policies = group
         .policies
         .iter()
@@ -194,7 +251,7 @@ pub fn evaluate_group(
                 .conditions
                 .iter()
                 .map(|c| {
-                    let col = Column::compute(&c.expr, &inputs);
+                    let col = &columns[c.expr.text()];
                     let value = aggregate(c.function, &col.values());
                     ConditionEvaluation {
                         name: c.name.clone(),
@@ -225,7 +282,7 @@ pub fn evaluate_group(
         .collect();
 
     let target = group.target.as_ref().map(|t| {
-        let col = Column::compute(&t.expr, &inputs);
+        let col = &columns[t.expr.text()];
         let aggregate = aggregate(t.function, &col.values());
         let (recommended, reason) = recommend(size, inputs.len(), aggregate, t.value, t.tolerance);
         let reason = match (aggregate, col.no_data(&inputs)) {
@@ -257,8 +314,6 @@ pub fn evaluate_group(
 /// An evaluated droplet, ready for its expressions.
 struct Input<'a> {
     droplet: &'a ScrapedDroplet,
-    /// Its id as text (the key of `per_droplet`), made once for every condition.
-    key: String,
     cur: Sample<'a>,
     prev: Option<Sample<'a>>,
 }
@@ -278,11 +333,11 @@ impl Column {
             .collect()
     }
 
-    fn per_droplet(&self, inputs: &[Input<'_>]) -> BTreeMap<String, Option<f64>> {
+    fn per_droplet(&self, inputs: &[Input<'_>]) -> BTreeMap<u64, Option<f64>> {
         inputs
             .iter()
             .zip(&self.0)
-            .map(|(i, r)| (i.key.clone(), r.as_ref().ok().copied()))
+            .map(|(i, r)| (i.droplet.id, r.as_ref().ok().copied()))
             .collect()
     }
 

@@ -32,7 +32,7 @@ pub struct State {
 pub struct GroupState {
     /// The last two scrapes, oldest first (rates need both).
     #[serde(default)]
-    pub scrapes: Vec<Scrape>,
+    scrapes: Scrapes,
     /// The last evaluation, without the per-droplet values of each condition (the planner
     /// does not need them; `evaluate --output json` prints them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,6 +63,81 @@ pub struct Scrape {
     pub bad_lines: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bad_line_example: Option<String>,
+}
+
+/// Which scrapes a command reads from the state file. Those it does not read are kept as
+/// they were read and written back unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Both scrapes (`scrape`, `evaluate`, `run`: rates need the previous one).
+    All,
+    /// Only the latest scrape (`plan`, `apply`, `status`): the previous one is not parsed,
+    /// and [`GroupState::previous_scrape`] is `None`.
+    Latest,
+}
+
+/// The last two scrapes of a group, oldest first, and the JSON each was read from for as
+/// long as they are unchanged: a command that only reads them (`evaluate`, `plan`, `apply`)
+/// writes them back as they were read instead of serialising thousands of series again.
+/// Those a command reads are parsed (and checked) when the state is read.
+#[derive(Debug, Clone, Default)]
+struct Scrapes {
+    /// Parsed, oldest first (after a [`Reading::Latest`], only the latest).
+    list: Vec<Scrape>,
+    /// Each scrape's JSON as read, while the scrapes are unchanged.
+    raw: Option<Vec<Box<serde_json::value::RawValue>>>,
+    /// Only the latest scrape was parsed.
+    partial: bool,
+}
+
+impl Scrapes {
+    /// Parses what `read` asks for from the JSON read.
+    fn parse(&mut self, read: Reading) -> std::result::Result<(), String> {
+        let Some(raw) = &self.raw else {
+            return Ok(());
+        };
+        let skip = match read {
+            Reading::All => 0,
+            Reading::Latest => raw.len().saturating_sub(1),
+        };
+        self.list = raw
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .map(|(i, r)| {
+                serde_json::from_str::<Scrape>(r.get())
+                    .map_err(|e| format!("scrape {} of {}: {e}", i + 1, raw.len()))
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        self.partial = skip > 0;
+        Ok(())
+    }
+}
+
+impl PartialEq for Scrapes {
+    fn eq(&self, other: &Self) -> bool {
+        self.list == other.list
+    }
+}
+
+impl Serialize for Scrapes {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        match &self.raw {
+            Some(raw) => raw.serialize(ser),
+            None => self.list.serialize(ser),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scrapes {
+    /// Only splits the scrapes; [`Scrapes::parse`] reads them.
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        Ok(Scrapes {
+            list: Vec::new(),
+            raw: Some(Vec::deserialize(de)?),
+            partial: false,
+        })
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -305,24 +380,48 @@ impl State {
 impl GroupState {
     /// Keeps the last two scrapes.
     pub fn push_scrape(&mut self, s: Scrape) {
-        self.scrapes.push(s);
-        let n = self.scrapes.len();
+        let list = self.scrapes_mut();
+        list.push(s);
+        let n = list.len();
         if n > 2 {
-            self.scrapes.drain(..n - 2);
+            list.drain(..n - 2);
         }
     }
 
     pub fn latest_scrape(&self) -> Option<&Scrape> {
-        self.scrapes.last()
+        self.scrapes.list.last()
     }
 
+    /// The latest scrape, to change it (before it becomes the previous one).
+    pub fn latest_scrape_mut(&mut self) -> Option<&mut Scrape> {
+        self.scrapes_mut().last_mut()
+    }
+
+    /// The scrape before the latest; `None` after a [`Reading::Latest`].
     pub fn previous_scrape(&self) -> Option<&Scrape> {
-        let n = self.scrapes.len();
+        let list = &self.scrapes.list;
+        let n = list.len();
         if n >= 2 {
-            self.scrapes.get(n - 2)
+            list.get(n - 2)
         } else {
             None
         }
+    }
+
+    /// How many scrapes are kept (at most two).
+    pub fn scrape_count(&self) -> usize {
+        self.scrapes.list.len()
+    }
+
+    /// The scrapes, to change them: what was read from the file no longer describes them.
+    fn scrapes_mut(&mut self) -> &mut Vec<Scrape> {
+        debug_assert!(
+            !self.scrapes.partial,
+            "scrapes changed after reading only the latest"
+        );
+        self.scrapes.raw = None;
+        self.scrapes.partial = false;
+        &mut self.scrapes.list
     }
 
     pub fn push_history(&mut self, e: HistoryEntry) {
@@ -408,7 +507,12 @@ impl Store {
 
     /// Reads the state; a missing file is an empty state.
     pub fn load(&self) -> Result<State> {
-        load_file(&self.path)
+        load_file(&self.path, Reading::All)
+    }
+
+    /// Reads the state, parsing only the latest scrape of each group (see [`Reading::Latest`]).
+    pub fn load_latest(&self) -> Result<State> {
+        load_file(&self.path, Reading::Latest)
     }
 
     /// Replaces the state atomically.
@@ -452,7 +556,7 @@ fn read_holder(lock: &mut File) -> String {
 
 /// Reads a state file without locking (for `status` and tests). A missing file is an empty
 /// state; a corrupt or newer one is an error naming it.
-pub fn load_file(path: &Path) -> Result<State> {
+pub fn load_file(path: &Path, read: Reading) -> Result<State> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::new()),
@@ -461,7 +565,7 @@ pub fn load_file(path: &Path) -> Result<State> {
         }
     };
     let started = Instant::now();
-    let state = parse(&bytes).map_err(|m| eyre!("the state file {} {m}; it is left as it is: move it aside (doscale starts afresh without it) or restore a good copy", path.display()))?;
+    let state = parse_with(&bytes, read).map_err(|m| eyre!("the state file {} {m}; it is left as it is: move it aside (doscale starts afresh without it) or restore a good copy", path.display()))?;
     tracing::debug!(
         "read the state file {} ({} bytes) in {:.1} ms",
         path.display(),
@@ -471,8 +575,14 @@ pub fn load_file(path: &Path) -> Result<State> {
     Ok(state)
 }
 
-/// Parses state bytes; the error says what is wrong (without the path).
+/// Parses state bytes, every scrape included; the error says what is wrong (without the
+/// path).
 pub fn parse(bytes: &[u8]) -> std::result::Result<State, String> {
+    parse_with(bytes, Reading::All)
+}
+
+/// Parses state bytes and the scrapes `read` asks for.
+pub fn parse_with(bytes: &[u8], read: Reading) -> std::result::Result<State, String> {
     #[derive(Deserialize)]
     struct Probe {
         version: Option<serde_json::Value>,
@@ -488,8 +598,15 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<State, String> {
     // One pass over the document when it is good; only a bad one is read a second time, to
     // say what is wrong with it (a newer version's shape is not an error of shape).
     match serde_json::from_slice::<State>(bytes) {
-        Ok(state) => match version_error(Some(&serde_json::Value::from(state.version))) {
-            None => Ok(state),
+        Ok(mut state) => match version_error(Some(&serde_json::Value::from(state.version))) {
+            None => {
+                for (name, g) in &mut state.groups {
+                    g.scrapes.parse(read).map_err(|e| {
+                        format!("does not have the expected shape (group {name:?}, {e})")
+                    })?;
+                }
+                Ok(state)
+            }
             Some(e) => Err(e),
         },
         Err(shape) => {
@@ -612,6 +729,104 @@ mod tests {
         assert!(parse(b"{\"version\": 1}").is_ok());
     }
 
+    fn two_scrapes() -> State {
+        let mut s = State::new();
+        for (i, load) in [(0u32, 0.5), (60, 1.5)] {
+            let mut series = SeriesMap::new();
+            series.insert("node_load1".into(), load);
+            series.insert(
+                "node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"}".into(),
+                10.0 + i as f64,
+            );
+            s.group_mut("web").push_scrape(Scrape {
+                at: DateTime::from_timestamp(1_700_000_000 + i as i64, 0).unwrap(),
+                droplets: vec![ScrapedDroplet {
+                    id: 7,
+                    name: "web-7".into(),
+                    status: "active".into(),
+                    created_at: DateTime::from_timestamp(1_600_000_000, 0).unwrap(),
+                    address: Some("10.0.0.7".into()),
+                    error: None,
+                    protected: false,
+                    series,
+                }],
+                bad_lines: 0,
+                bad_line_example: None,
+            });
+        }
+        s
+    }
+
+    #[test]
+    fn unchanged_scrapes_are_written_back_as_read() {
+        let s = two_scrapes();
+        let text = serde_json::to_string_pretty(&s).unwrap();
+        // A command that does not change the scrapes writes them back byte for byte.
+        let mut read = parse(text.as_bytes()).unwrap();
+        assert_eq!(read, s);
+        read.group_mut("web").recommendations.push(Recommendation {
+            at: Utc::now(),
+            desired: 2,
+        });
+        let again = serde_json::to_string(&read).unwrap();
+        let scrapes_of = |t: &str| {
+            let v: serde_json::Value = serde_json::from_str(t).unwrap();
+            v["groups"]["web"]["scrapes"].clone()
+        };
+        assert_eq!(scrapes_of(&again), scrapes_of(&text));
+        let pretty_scrapes = &text[text.find("\"scrapes\"").unwrap()..];
+        let first_line = pretty_scrapes.lines().nth(1).unwrap();
+        assert!(again.contains(first_line), "raw JSON kept: {first_line}");
+        // A changed one is serialised afresh.
+        read.group_mut("web").push_scrape(Scrape {
+            at: Utc::now(),
+            droplets: vec![],
+            bad_lines: 0,
+            bad_line_example: None,
+        });
+        let changed = parse(&serde_json::to_vec(&read).unwrap()).unwrap();
+        assert_eq!(changed.groups["web"].scrape_count(), 2);
+        assert!(changed.groups["web"]
+            .latest_scrape()
+            .unwrap()
+            .droplets
+            .is_empty());
+    }
+
+    #[test]
+    fn reading_only_the_latest_scrape_keeps_the_previous_one() {
+        let s = two_scrapes();
+        let bytes = serde_json::to_vec(&s).unwrap();
+        let mut latest = parse_with(&bytes, Reading::Latest).unwrap();
+        let g = &latest.groups["web"];
+        assert!(g.previous_scrape().is_none());
+        assert_eq!(
+            g.latest_scrape().unwrap().droplets[0]
+                .series
+                .get("node_load1"),
+            Some(&1.5)
+        );
+        latest.group_mut("web").plan = None;
+        let back = parse(&serde_json::to_vec(&latest).unwrap()).unwrap();
+        assert_eq!(back, s, "the previous scrape is written back unchanged");
+    }
+
+    #[test]
+    fn a_bad_scrape_names_itself() {
+        let mut v: serde_json::Value = serde_json::to_value(two_scrapes()).unwrap();
+        v["groups"]["web"]["scrapes"][0]["droplets"][0]["v"] = serde_json::json!([[9, 1.0]]);
+        let bytes = serde_json::to_vec(&v).unwrap();
+        let e = parse(&bytes).unwrap_err();
+        assert!(
+            e.contains("expected shape") && e.contains("\"web\"") && e.contains("scrape 1 of 2"),
+            "{e}"
+        );
+        assert!(e.contains("out of range"), "{e}");
+        // Reading only the latest scrape leaves the bad one as it is, for `evaluate` to
+        // report.
+        assert!(parse_with(&bytes, Reading::Latest).is_ok());
+    }
+
     #[test]
     fn keeps_two_scrapes() {
         let mut g = GroupState::default();
@@ -623,6 +838,6 @@ mod tests {
                 bad_line_example: None,
             });
         }
-        assert_eq!(g.scrapes.len(), 2);
+        assert_eq!(g.scrape_count(), 2);
     }
 }

@@ -30,8 +30,9 @@ pub fn render(
         .iter()
         .map(|g| (g, state.groups.get(&g.name)))
         .collect();
-    let scrape =
-        |gs: Option<&crate::state::GroupState>| gs.and_then(|s| s.latest_scrape().cloned());
+    fn scrape(gs: Option<&crate::state::GroupState>) -> Option<&crate::state::Scrape> {
+        gs.and_then(|s| s.latest_scrape())
+    }
 
     gauge(
         "group_size",

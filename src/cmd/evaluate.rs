@@ -57,17 +57,7 @@ pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupEvaluation>
             cur.droplets.len(),
             started.elapsed().as_secs_f64() * 1000.0
         );
-        // What the planner needs: verdicts and aggregates, not the per-droplet detail.
-        let mut stored = eval.clone();
-        stored.droplets.clear();
-        for c in stored
-            .policies
-            .iter_mut()
-            .flat_map(|p| p.conditions.iter_mut())
-        {
-            c.per_droplet.clear();
-        }
-        gs.evaluation = Some(stored);
+        gs.evaluation = Some(eval.summary());
         // A new evaluation makes the stored plan stale.
         gs.plan = None;
         out.push(eval);
@@ -121,10 +111,9 @@ pub fn render_table(evals: &[GroupEvaluation]) -> String {
         header.push("note".into());
         let mut t = output::table(header.iter().map(String::as_str).collect());
         for d in &e.droplets {
-            let id = d.id.to_string();
             let mut row = vec![format!("{} ({})", sanitize(&d.name), d.id)];
             for (_, c) in &conds {
-                row.push(match c.per_droplet.get(&id) {
+                row.push(match c.per_droplet.get(&d.id) {
                     Some(v) => num(*v),
                     None => "—".into(),
                 });

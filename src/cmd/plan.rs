@@ -14,7 +14,7 @@ use crate::state::State;
 
 pub fn run(ctx: &super::Ctx, args: &crate::cli::PlanArgs) -> Result<()> {
     let store = ctx.store()?;
-    let mut state = store.load()?;
+    let mut state = store.load_latest()?;
     let plans = stage(ctx, &mut state)?;
     store.save(&state)?;
     print(ctx, &plans);

@@ -54,7 +54,7 @@ pub fn stage(ctx: &super::Ctx, api: &dyn DoApi, state: &mut State, all: bool) ->
         // The scrape that becomes the previous one keeps only what rates read from it.
         if let (Some(g), Some(prev)) = (
             ctx.config.groups.iter().find(|g| g.name == name),
-            gs.scrapes.last_mut(),
+            gs.latest_scrape_mut(),
         ) {
             for d in &mut prev.droplets {
                 d.series.retain(|k, _| wanted_previous(g, k));

@@ -9,12 +9,13 @@ use crate::config::Scale;
 use crate::output::{self, sanitize};
 
 pub fn run(ctx: &super::Ctx) -> Result<()> {
-    let state = crate::state::load_file(&ctx.config.state_file)?;
+    let state = crate::state::load_file(&ctx.config.state_file, crate::state::Reading::Latest)?;
     let now = Utc::now();
     let mut groups = Vec::new();
     let mut text = String::new();
+    let empty = crate::state::GroupState::default();
     for g in &ctx.config.groups {
-        let gs = state.groups.get(&g.name).cloned().unwrap_or_default();
+        let gs = state.groups.get(&g.name).unwrap_or(&empty);
         let scrape = gs.latest_scrape();
         let size = scrape.map(|s| {
             s.droplets

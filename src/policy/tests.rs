@@ -150,11 +150,7 @@ fn conditions_per_droplet_and_over_the_group() {
     assert_eq!(load1.expr, "node_load1");
     assert_eq!(
         load1.per_droplet,
-        BTreeMap::from([
-            ("1".to_string(), Some(3.0)),
-            ("2".to_string(), Some(2.0)),
-            ("3".to_string(), None)
-        ])
+        BTreeMap::from([(1, Some(3.0)), (2, Some(2.0)), (3, None)])
     );
     let why = load1.no_data.as_deref().unwrap();
     assert_eq!(
@@ -238,9 +234,9 @@ conditions = [ { name = "busy", expr = '1 - avg(rate(node_cpu_seconds_total{mode
     );
     let e = evaluate_group(&g, &cur, Some(&prev), later);
     let c = &e.policies[0].conditions[0];
-    assert!((c.per_droplet["1"].unwrap() - 0.2).abs() < 1e-9);
-    assert!((c.per_droplet["2"].unwrap() - 0.9).abs() < 1e-9);
-    assert_eq!(c.per_droplet["3"], None);
+    assert!((c.per_droplet[&1].unwrap() - 0.2).abs() < 1e-9);
+    assert!((c.per_droplet[&2].unwrap() - 0.9).abs() < 1e-9);
+    assert_eq!(c.per_droplet[&3], None);
     assert!(
         c.no_data
             .as_deref()
@@ -255,7 +251,7 @@ conditions = [ { name = "busy", expr = '1 - avg(rate(node_cpu_seconds_total{mode
     let mut prev2 = prev.clone();
     prev2.droplets[0].error = Some("refused".into());
     let e2 = evaluate_group(&g, &cur, Some(&prev2), later);
-    assert_eq!(e2.policies[0].conditions[0].per_droplet["1"], None);
+    assert_eq!(e2.policies[0].conditions[0].per_droplet[&1], None);
     // Without any previous scrape: no data, not zero.
     let e3 = evaluate_group(&g, &cur, None, later);
     assert_eq!(e3.policies[0].conditions[0].value, None);
