@@ -75,6 +75,22 @@ pub fn print(s: &str) {
     }
 }
 
+/// Writes `value` as one line of JSON to stdout, straight from the value (a large evaluation
+/// is never held as text first). Like [`print`], a closed stdout ends the process quietly.
+pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> color_eyre::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match serde_json::to_writer(&mut out, value) {
+        Err(e) if e.is_io() => std::process::exit(0),
+        Err(e) => return Err(color_eyre::eyre::eyre!("writing the JSON output: {e}")),
+        Ok(()) => {}
+    }
+    if out.write_all(b"\n").and_then(|_| out.flush()).is_err() {
+        std::process::exit(0);
+    }
+    Ok(())
+}
+
 /// Like [`sanitize`] but keeps newlines and does not cut (for error messages).
 pub fn sanitize_multiline(s: &str) -> String {
     s.chars()

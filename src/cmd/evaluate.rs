@@ -16,12 +16,10 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
     let evals = stage(ctx, &mut state)?;
     store.save(&state)?;
     if ctx.json {
-        let mut out = serde_json::to_string(&JsonOut {
+        output::print_json(&JsonOut {
             at: Utc::now().to_rfc3339(),
             groups: &evals,
         })?;
-        out.push('\n');
-        output::print(&out);
     } else {
         output::print(&render_table(&evals));
     }

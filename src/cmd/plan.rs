@@ -14,7 +14,7 @@ use crate::state::State;
 
 pub fn run(ctx: &super::Ctx, args: &crate::cli::PlanArgs) -> Result<()> {
     let store = ctx.store()?;
-    let mut state = store.load_latest()?;
+    let mut state = store.load_latest(crate::plan::SERIES_READ)?;
     let plans = stage(ctx, &mut state)?;
     store.save(&state)?;
     print(ctx, &plans);

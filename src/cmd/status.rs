@@ -9,7 +9,8 @@ use crate::config::Scale;
 use crate::output::{self, sanitize};
 
 pub fn run(ctx: &super::Ctx) -> Result<()> {
-    let state = crate::state::load_file(&ctx.config.state_file, crate::state::Reading::Latest)?;
+    let state =
+        crate::state::load_file(&ctx.config.state_file, crate::state::Reading::Latest(&[]))?;
     let now = Utc::now();
     let mut groups = Vec::new();
     let mut text = String::new();

@@ -62,6 +62,10 @@ use crate::config::{Group, Scale};
 use crate::policy::{GroupEvaluation, PolicyEvaluation};
 use crate::state::{HistoryEntry, PendingKind, PendingOp, Recommendation, ScrapedDroplet};
 
+/// The series of the latest scrape the planner reads (`remove = "least_loaded"` falls back to
+/// them when the evaluation has no `load1`); `doscale plan` reads no others from the state.
+pub const SERIES_READ: &[&str] = &["node_load1"];
+
 pub use names::is_hostname;
 
 /// Everything the planner looks at. No clock, no I/O: `now` and `rand` are passed in.
