@@ -17,6 +17,9 @@ use crate::config::{Function, Group, Match, Scale};
 use crate::expr::{Expr, NoData, Sample};
 use crate::state::{Scrape, ScrapedDroplet};
 
+/// Droplet id → a condition's value for it.
+pub type PerDroplet = litemap::LiteMap<u64, Option<f64>>;
+
 /// The evaluation of one group (stored in state, printed by `evaluate --output json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupEvaluation {
@@ -82,8 +85,8 @@ pub struct ConditionEvaluation {
     pub threshold: f64,
     pub satisfied: bool,
     /// Droplet id → its value (`null`: no data for that droplet). The ids are JSON object
-    /// keys, so strings in JSON.
-    pub per_droplet: BTreeMap<u64, Option<f64>>,
+    /// keys, so strings in JSON. A sorted vector: thousands of entries in one allocation.
+    pub per_droplet: PerDroplet,
     /// Why there is no value, or why some droplets have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_data: Option<String>,
@@ -136,7 +139,7 @@ impl GroupEvaluation {
                             op: c.op.clone(),
                             threshold: c.threshold,
                             satisfied: c.satisfied,
-                            per_droplet: BTreeMap::new(),
+                            per_droplet: PerDroplet::new(),
                             no_data: c.no_data.clone(),
                         })
                         .collect(),
@@ -333,12 +336,21 @@ impl Column {
             .collect()
     }
 
-    fn per_droplet(&self, inputs: &[Input<'_>]) -> BTreeMap<u64, Option<f64>> {
-        inputs
+    fn per_droplet(&self, inputs: &[Input<'_>]) -> PerDroplet {
+        let mut pairs: Vec<(u64, Option<f64>)> = inputs
             .iter()
             .zip(&self.0)
             .map(|(i, r)| (i.droplet.id, r.as_ref().ok().copied()))
-            .collect()
+            .collect();
+        pairs.sort_by_key(|(id, _)| *id);
+        let mut map = PerDroplet::with_capacity(pairs.len());
+        for (id, v) in pairs {
+            // A droplet listed twice (pages shifting under a listing) keeps its last value.
+            if let Some((id, v)) = map.try_append(id, v) {
+                map.insert(id, v);
+            }
+        }
+        map
     }
 
     /// Why droplets have no value: each distinct reason with how many and one example.

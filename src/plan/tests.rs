@@ -69,7 +69,7 @@ pub(super) fn policy(
             op: op.into(),
             threshold,
             satisfied,
-            per_droplet: BTreeMap::new(),
+            per_droplet: Default::default(),
             no_data: if value.is_none() {
                 Some("no droplet evaluated".into())
             } else {

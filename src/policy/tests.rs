@@ -234,9 +234,9 @@ conditions = [ { name = "busy", expr = '1 - avg(rate(node_cpu_seconds_total{mode
     );
     let e = evaluate_group(&g, &cur, Some(&prev), later);
     let c = &e.policies[0].conditions[0];
-    assert!((c.per_droplet[&1].unwrap() - 0.2).abs() < 1e-9);
-    assert!((c.per_droplet[&2].unwrap() - 0.9).abs() < 1e-9);
-    assert_eq!(c.per_droplet[&3], None);
+    assert!((c.per_droplet.get(&1).copied().flatten().unwrap() - 0.2).abs() < 1e-9);
+    assert!((c.per_droplet.get(&2).copied().flatten().unwrap() - 0.9).abs() < 1e-9);
+    assert_eq!(c.per_droplet.get(&3), Some(&None));
     assert!(
         c.no_data
             .as_deref()
@@ -251,7 +251,10 @@ conditions = [ { name = "busy", expr = '1 - avg(rate(node_cpu_seconds_total{mode
     let mut prev2 = prev.clone();
     prev2.droplets[0].error = Some("refused".into());
     let e2 = evaluate_group(&g, &cur, Some(&prev2), later);
-    assert_eq!(e2.policies[0].conditions[0].per_droplet[&1], None);
+    assert_eq!(
+        e2.policies[0].conditions[0].per_droplet.get(&1),
+        Some(&None)
+    );
     // Without any previous scrape: no data, not zero.
     let e3 = evaluate_group(&g, &cur, None, later);
     assert_eq!(e3.policies[0].conditions[0].value, None);
