@@ -1,6 +1,5 @@
 //! Unit tests for each rule of the planner, and the acceptance scenario of issue C.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
