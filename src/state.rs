@@ -432,6 +432,11 @@ mod compact {
     impl<'de> DeserializeSeed<'de> for SeriesSeed<'_> {
         type Value = SeriesMap;
         fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+            if self.0.iter().all(Option::is_none) {
+                // Nothing to keep: skipped without reading a number.
+                IgnoredAny::deserialize(de)?;
+                return Ok(SeriesMap::new());
+            }
             de.deserialize_seq(self)
         }
     }

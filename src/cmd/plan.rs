@@ -14,7 +14,18 @@ use crate::state::State;
 
 pub fn run(ctx: &super::Ctx, args: &crate::cli::PlanArgs) -> Result<()> {
     let store = ctx.store()?;
-    let mut state = store.load_latest(crate::plan::SERIES_READ)?;
+    // Series are read only where `remove = "least_loaded"` needs them.
+    let series: &'static [&'static str] = if ctx
+        .config
+        .groups
+        .iter()
+        .any(|g| g.remove == crate::config::Remove::LeastLoaded)
+    {
+        crate::plan::SERIES_READ
+    } else {
+        &[]
+    };
+    let mut state = store.load_latest(series)?;
     let plans = stage(ctx, &mut state)?;
     store.save(&state)?;
     print(ctx, &plans);
