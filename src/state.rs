@@ -298,6 +298,13 @@ mod compact {
             let mut bad_line_example = None;
             while let Some(field) = map.next_key()? {
                 match field {
+                    ScrapeField::At if at.is_some() => return Err(A::Error::duplicate_field("at")),
+                    ScrapeField::Keys if keys.is_some() => {
+                        return Err(A::Error::duplicate_field("keys"))
+                    }
+                    ScrapeField::Droplets if droplets.is_some() || droplets_first.is_some() => {
+                        return Err(A::Error::duplicate_field("droplets"))
+                    }
                     ScrapeField::At => at = Some(map.next_value()?),
                     ScrapeField::Keys => {
                         let ks: Vec<String> = map.next_value()?;
@@ -1062,6 +1069,14 @@ mod tests {
         assert!(series.get("a").unwrap().is_nan());
         assert!(series.get("b").unwrap().is_nan());
         assert_eq!(series.get("c"), Some(&2.5));
+    }
+
+    #[test]
+    fn a_scrape_with_a_field_twice_is_refused() {
+        let bad = br#"{"version": 1, "groups": {"web": {"scrapes": [{"at": "2026-01-01T00:00:00Z",
+            "keys": ["a"], "droplets": [], "keys": ["b"]}]}}}"#;
+        let e = parse(bad).unwrap_err();
+        assert!(e.contains("duplicate field `keys`"), "{e}");
     }
 
     #[test]
