@@ -388,18 +388,19 @@ impl Op {
 }
 
 impl Group {
+    /// Every expression of this group: each policy's conditions, then the target's.
+    pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
+        self.policies
+            .iter()
+            .flat_map(|p| p.conditions.iter().map(|c| &c.expr))
+            .chain(self.target.as_ref().map(|t| &t.expr))
+    }
+
     /// Every metric family any expression of this group references (what a scrape keeps).
     pub fn referenced_families(&self) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        for p in &self.policies {
-            for c in &p.conditions {
-                out.extend(c.expr.metric_names().iter().cloned());
-            }
-        }
-        if let Some(t) = &self.target {
-            out.extend(t.expr.metric_names().iter().cloned());
-        }
-        out
+        self.exprs()
+            .flat_map(|e| e.metric_names().iter().cloned())
+            .collect()
     }
 }
 

@@ -131,21 +131,28 @@ impl GroupEvaluation {
                     conditions: p
                         .conditions
                         .iter()
-                        .map(|c| ConditionEvaluation {
-                            name: c.name.clone(),
-                            expr: c.expr.clone(),
-                            function: c.function.clone(),
-                            value: c.value,
-                            op: c.op.clone(),
-                            threshold: c.threshold,
-                            satisfied: c.satisfied,
-                            per_droplet: PerDroplet::new(),
-                            no_data: c.no_data.clone(),
-                        })
+                        .map(ConditionEvaluation::summary)
                         .collect(),
                 })
                 .collect(),
             target: self.target.clone(),
+        }
+    }
+}
+
+impl ConditionEvaluation {
+    /// The condition without its per-droplet values (see [`GroupEvaluation::summary`]).
+    fn summary(&self) -> ConditionEvaluation {
+        ConditionEvaluation {
+            name: self.name.clone(),
+            expr: self.expr.clone(),
+            function: self.function.clone(),
+            value: self.value,
+            op: self.op.clone(),
+            threshold: self.threshold,
+            satisfied: self.satisfied,
+            per_droplet: PerDroplet::new(),
+            no_data: self.no_data.clone(),
         }
     }
 }
@@ -235,12 +242,7 @@ pub fn evaluate_group(
     // Each distinct expression once: policies often share one (do-scaler's up and down
     // policies both read the load averages).
     let mut columns: HashMap<&str, Column> = HashMap::new();
-    let exprs = group
-        .policies
-        .iter()
-        .flat_map(|p| p.conditions.iter().map(|c| &c.expr))
-        .chain(group.target.as_ref().map(|t| &t.expr));
-    for e in exprs {
+    for e in group.exprs() {
         columns
             .entry(e.text())
             .or_insert_with(|| Column::compute(e, &inputs));
@@ -336,21 +338,14 @@ impl Column {
             .collect()
     }
 
+    /// Sorted by id; a droplet listed twice (pages shifting under a listing) keeps its last
+    /// value (LiteMap's `FromIterator`).
     fn per_droplet(&self, inputs: &[Input<'_>]) -> PerDroplet {
-        let mut pairs: Vec<(u64, Option<f64>)> = inputs
+        inputs
             .iter()
             .zip(&self.0)
             .map(|(i, r)| (i.droplet.id, r.as_ref().ok().copied()))
-            .collect();
-        pairs.sort_by_key(|(id, _)| *id);
-        let mut map = PerDroplet::with_capacity(pairs.len());
-        for (id, v) in pairs {
-            // A droplet listed twice (pages shifting under a listing) keeps its last value.
-            if let Some((id, v)) = map.try_append(id, v) {
-                map.insert(id, v);
-            }
-        }
-        map
+            .collect()
     }
 
     /// Why droplets have no value: each distinct reason with how many and one example.

@@ -243,10 +243,7 @@ mod compact {
         fn wants(self, key: &str) -> bool {
             match self {
                 Keep::All => true,
-                Keep::Names(names) => names.iter().any(|n| {
-                    key.strip_prefix(n)
-                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('{'))
-                }),
+                Keep::Names(names) => names.contains(&crate::series::name_of(key)),
             }
         }
     }
@@ -315,7 +312,9 @@ mod compact {
                         );
                     }
                     ScrapeField::Droplets => match &keys {
-                        Some(table) => droplets = Some(map.next_value_seed(DropletsSeed(table))?),
+                        Some(table) => {
+                            droplets = Some(map.next_value_seed(DropletsSeed(Table::new(table)))?)
+                        }
                         None => droplets_first = Some(map.next_value()?),
                     },
                     ScrapeField::BadLines => bad_lines = map.next_value()?,
@@ -329,7 +328,7 @@ mod compact {
                 let table = keys.unwrap_or_default();
                 let mut de = serde_json::Deserializer::from_str(raw.get());
                 droplets = Some(
-                    DropletsSeed(&table)
+                    DropletsSeed(Table::new(&table))
                         .deserialize(&mut de)
                         .map_err(A::Error::custom)?,
                 );
@@ -343,7 +342,25 @@ mod compact {
         }
     }
 
-    struct DropletsSeed<'k>(&'k [Option<Key>]);
+    /// A scrape's key table as this reader keeps it: each key, `None` where it is not kept.
+    #[derive(Clone, Copy)]
+    struct Table<'k> {
+        keys: &'k [Option<Key>],
+        /// Some key is kept (decided once per scrape; otherwise every droplet's series are
+        /// skipped unread).
+        keeps_any: bool,
+    }
+
+    impl<'k> Table<'k> {
+        fn new(keys: &'k [Option<Key>]) -> Self {
+            Table {
+                keys,
+                keeps_any: keys.iter().any(Option::is_some),
+            }
+        }
+    }
+
+    struct DropletsSeed<'k>(Table<'k>);
 
     impl<'de> DeserializeSeed<'de> for DropletsSeed<'_> {
         type Value = Vec<super::ScrapedDroplet>;
@@ -381,7 +398,7 @@ mod compact {
         Other,
     }
 
-    struct DropletSeed<'k>(&'k [Option<Key>]);
+    struct DropletSeed<'k>(Table<'k>);
 
     impl<'de> DeserializeSeed<'de> for DropletSeed<'_> {
         type Value = super::ScrapedDroplet;
@@ -434,12 +451,12 @@ mod compact {
     }
 
     /// A droplet's `[[key index, value], …]`.
-    struct SeriesSeed<'k>(&'k [Option<Key>]);
+    struct SeriesSeed<'k>(Table<'k>);
 
     impl<'de> DeserializeSeed<'de> for SeriesSeed<'_> {
         type Value = SeriesMap;
         fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-            if self.0.iter().all(Option::is_none) {
+            if !self.0.keeps_any {
                 // Nothing to keep: skipped without reading a number.
                 IgnoredAny::deserialize(de)?;
                 return Ok(SeriesMap::new());
@@ -455,7 +472,7 @@ mod compact {
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut map = SeriesMap::with_capacity(seq.size_hint().unwrap_or(0));
-            while let Some(pair) = seq.next_element_seed(PairSeed(self.0))? {
+            while let Some(pair) = seq.next_element_seed(PairSeed(self.0.keys))? {
                 if let Some((k, v)) = pair {
                     // Written in key order, so this appends; anything else is still sorted.
                     if let Some((k, v)) = map.try_append(k, v) {
@@ -622,11 +639,6 @@ impl GroupState {
         } else {
             None
         }
-    }
-
-    /// How many scrapes are kept (at most two).
-    pub fn scrape_count(&self) -> usize {
-        self.scrapes.list.len()
     }
 
     /// The scrapes, to change them: what was read from the file no longer describes them.
@@ -1019,7 +1031,7 @@ mod tests {
             bad_line_example: None,
         });
         let changed = parse(&serde_json::to_vec(&read).unwrap()).unwrap();
-        assert_eq!(changed.groups["web"].scrape_count(), 2);
+        assert_eq!(changed.groups["web"].scrapes.list.len(), 2);
         assert!(changed.groups["web"]
             .latest_scrape()
             .unwrap()
@@ -1107,6 +1119,6 @@ mod tests {
                 bad_line_example: None,
             });
         }
-        assert_eq!(g.scrape_count(), 2);
+        assert_eq!(g.scrapes.list.len(), 2);
     }
 }

@@ -14,18 +14,7 @@ use crate::state::State;
 
 pub fn run(ctx: &super::Ctx, args: &crate::cli::PlanArgs) -> Result<()> {
     let store = ctx.store()?;
-    // Series are read only where `remove = "least_loaded"` needs them.
-    let series: &'static [&'static str] = if ctx
-        .config
-        .groups
-        .iter()
-        .any(|g| g.remove == crate::config::Remove::LeastLoaded)
-    {
-        crate::plan::SERIES_READ
-    } else {
-        &[]
-    };
-    let mut state = store.load_latest(series)?;
+    let mut state = store.load_latest(plan::series_read(&ctx.config.groups))?;
     let plans = stage(ctx, &mut state)?;
     store.save(&state)?;
     print(ctx, &plans);

@@ -78,17 +78,7 @@ fn wanted_previous(g: &crate::config::Group, key: &str) -> bool {
     if name == "node_cpu_seconds_total" && labels.contains(&("mode", "idle")) {
         return true;
     }
-    let exprs = g
-        .policies
-        .iter()
-        .flat_map(|p| p.conditions.iter().map(|c| &c.expr))
-        .chain(g.target.as_ref().map(|t| &t.expr));
-    for e in exprs {
-        if e.wants_previous(name, &labels) {
-            return true;
-        }
-    }
-    false
+    g.exprs().any(|e| e.wants_previous(name, &labels))
 }
 
 fn progress_bar(group: &str) -> Option<ProgressBar> {

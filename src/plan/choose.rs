@@ -44,7 +44,7 @@ pub(super) fn choose(
         .filter_map(|d| d.load1.filter(|v| v.is_finite()).map(|v| (d.id, v)))
         .collect();
     for d in live {
-        if let Some(v) = d.series.get("node_load1").filter(|v| v.is_finite()) {
+        if let Some(v) = d.series.get(super::LOAD1).filter(|v| v.is_finite()) {
             load.entry(d.id).or_insert(*v);
         }
     }

@@ -62,9 +62,22 @@ use crate::config::{Group, Scale};
 use crate::policy::{GroupEvaluation, PolicyEvaluation};
 use crate::state::{HistoryEntry, PendingKind, PendingOp, Recommendation, ScrapedDroplet};
 
-/// The series of the latest scrape the planner reads (`remove = "least_loaded"` falls back to
-/// them when the evaluation has no `load1`); `doscale plan` reads no others from the state.
-pub const SERIES_READ: &[&str] = &["node_load1"];
+/// The series `remove = "least_loaded"` orders by (from the evaluation, or from the scrape
+/// when the stored evaluation has no per-droplet values).
+const LOAD1: &str = "node_load1";
+
+/// The series of the latest scrape the planner reads for `groups`: `node_load1` where a group
+/// removes the least loaded droplets, none otherwise.
+pub fn series_read(groups: &[Group]) -> &'static [&'static str] {
+    if groups
+        .iter()
+        .any(|g| g.remove == crate::config::Remove::LeastLoaded)
+    {
+        &[LOAD1]
+    } else {
+        &[]
+    }
+}
 
 pub use names::is_hostname;
 
