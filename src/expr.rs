@@ -38,6 +38,7 @@ use std::collections::BTreeSet;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self as pp, Expr as PExpr};
 use regex::Regex;
+use smallvec::SmallVec;
 
 use crate::series::SeriesMap;
 use locate::{Kind, Tok};
@@ -737,12 +738,41 @@ impl Selector {
 
     /// Calls `f(key, labels, value)` for every series of `series` this selector matches;
     /// `labels` is the `{…}` part of the key ("" when the series has none).
-    fn each<'a>(&self, series: &'a SeriesMap, mut f: impl FnMut(&'a str, &'a str, f64)) {
+    fn each<'a>(
+        &self,
+        series: &'a SeriesMap,
+        memo: &mut Memo,
+        mut f: impl FnMut(&'a str, &'a str, f64),
+    ) {
         for (k, rest, v) in crate::series::with_name(series, &self.name) {
-            if self.matchers.is_empty() || self.matches_labels(rest) {
+            if self.matchers.is_empty() || memo.matches(k, || self.matches_labels(rest)) {
                 f(k, rest, v);
             }
         }
+    }
+}
+
+/// What a selector's label matchers said of each series key met so far in one pass over
+/// the droplets. The droplets of one scrape share their keys (one copy per scrape), so
+/// a key's address identifies its text while the pass lasts, and the matchers run once per
+/// distinct key instead of once per droplet.
+#[derive(Default)]
+struct Memo(Vec<(usize, bool)>);
+
+impl Memo {
+    /// Keys remembered at most: beyond, matchers run every time (no unbounded growth).
+    const LIMIT: usize = 256;
+
+    fn matches(&mut self, key: &str, test: impl FnOnce() -> bool) -> bool {
+        let at = key.as_ptr() as usize;
+        if let Some((_, m)) = self.0.iter().find(|(a, _)| *a == at) {
+            return *m;
+        }
+        let m = test();
+        if self.0.len() < Self::LIMIT {
+            self.0.push((at, m));
+        }
+        m
     }
 }
 
@@ -757,10 +787,13 @@ struct Elem<'a> {
     v: f64,
 }
 
+/// A vector's elements: one or two series inline (most selectors), more on the heap.
+type Items<'a> = SmallVec<[Elem<'a>; 2]>;
+
 enum Val<'a> {
     Scalar(f64),
     /// The elements and the selector they come from (for messages).
-    Vector(Vec<Elem<'a>>, usize),
+    Vector(Items<'a>, usize),
 }
 
 fn fmt_ms(ms: i64) -> String {
@@ -812,7 +845,33 @@ impl Expr {
     /// The value for one droplet: `cur` is its latest scrape, `prev` the one before (for
     /// `rate`/`increase`).
     pub fn eval(&self, cur: Sample<'_>, prev: Option<Sample<'_>>) -> Result<f64, NoData> {
-        let v = match self.node(&self.root, cur, prev)? {
+        self.eval_with(&mut self.memos(), cur, prev)
+    }
+
+    /// [`Expr::eval`] for each droplet of one scrape, in order: what the label matchers
+    /// find of a series key is worked out once for all the droplets.
+    pub fn eval_all<'s>(
+        &self,
+        droplets: impl IntoIterator<Item = (Sample<'s>, Option<Sample<'s>>)>,
+    ) -> Vec<Result<f64, NoData>> {
+        let mut memos = self.memos();
+        droplets
+            .into_iter()
+            .map(|(cur, prev)| self.eval_with(&mut memos, cur, prev))
+            .collect()
+    }
+
+    fn memos(&self) -> Vec<Memo> {
+        self.selectors.iter().map(|_| Memo::default()).collect()
+    }
+
+    fn eval_with(
+        &self,
+        memos: &mut [Memo],
+        cur: Sample<'_>,
+        prev: Option<Sample<'_>>,
+    ) -> Result<f64, NoData> {
+        let v = match self.node(&self.root, memos, cur, prev)? {
             Val::Scalar(v) => v,
             Val::Vector(items, origin) => match items.as_slice() {
                 [one] => one.v,
@@ -841,6 +900,7 @@ impl Expr {
     fn node<'a>(
         &self,
         n: &Node,
+        memos: &mut [Memo],
         cur: Sample<'a>,
         prev: Option<Sample<'_>>,
     ) -> Result<Val<'a>, NoData> {
@@ -848,8 +908,10 @@ impl Expr {
             Node::Num(v) => Val::Scalar(*v),
             Node::Sel(i) => {
                 let sel = &self.selectors[*i];
-                let mut items = Vec::new();
-                sel.each(cur.series, |_, labels, v| items.push(Elem { labels, v }));
+                let mut items = Items::new();
+                sel.each(cur.series, &mut memos[*i], |_, labels, v| {
+                    items.push(Elem { labels, v })
+                });
                 if items.is_empty() {
                     return Err(NoData(format!("no series matches `{}`", sel.text)));
                 }
@@ -882,13 +944,13 @@ impl Expr {
                     )));
                 }
                 let secs = gap as f64 / 1000.0;
-                let mut items = Vec::new();
+                let mut items = Items::new();
                 let mut seen = 0usize;
                 // Both maps are sorted: walk the previous one alongside instead of searching
                 // it for every series (fewer keys touched, which is what costs here).
                 let before_all = prev.series.as_slice();
                 let mut j: Option<usize> = None;
-                sel.each(cur.series, |key, labels, now| {
+                sel.each(cur.series, &mut memos[*i], |key, labels, now| {
                     seen += 1;
                     let j =
                         j.get_or_insert_with(|| before_all.partition_point(|(k, _)| &**k < key));
@@ -915,8 +977,8 @@ impl Expr {
                 Val::Vector(items, *i)
             }
             Node::Agg { op, arg } => {
-                let mut items = match self.node(arg, cur, prev)? {
-                    Val::Scalar(v) => vec![Elem { labels: "", v }],
+                let mut items = match self.node(arg, memos, cur, prev)? {
+                    Val::Scalar(v) => smallvec::smallvec![Elem { labels: "", v }],
                     Val::Vector(items, _) => items,
                 };
                 let n = items.len() as f64;
@@ -933,7 +995,7 @@ impl Expr {
                 items[0] = Elem { labels: "", v };
                 Val::Vector(items, self.origin_of(arg))
             }
-            Node::Neg(inner) => match self.node(inner, cur, prev)? {
+            Node::Neg(inner) => match self.node(inner, memos, cur, prev)? {
                 Val::Scalar(v) => Val::Scalar(-v),
                 Val::Vector(mut items, o) => {
                     items.iter_mut().for_each(|e| e.v = -e.v);
@@ -941,8 +1003,8 @@ impl Expr {
                 }
             },
             Node::Bin { op, lhs, rhs } => {
-                let l = self.node(lhs, cur, prev)?;
-                let r = self.node(rhs, cur, prev)?;
+                let l = self.node(lhs, memos, cur, prev)?;
+                let r = self.node(rhs, memos, cur, prev)?;
                 match (l, r) {
                     (Val::Scalar(a), Val::Scalar(b)) => Val::Scalar(op.apply(a, b)),
                     (Val::Vector(mut items, o), Val::Scalar(b)) => {
@@ -954,7 +1016,7 @@ impl Expr {
                         Val::Vector(items, o)
                     }
                     (Val::Vector(ls, lo), Val::Vector(rs, ro)) => {
-                        let mut out = Vec::with_capacity(ls.len().min(rs.len()));
+                        let mut out = Items::with_capacity(ls.len().min(rs.len()));
                         for l in &ls {
                             if let Some(r) = rs.iter().find(|r| r.labels == l.labels) {
                                 out.push(Elem {

@@ -328,7 +328,7 @@ struct Column(Vec<Result<f64, NoData>>);
 
 impl Column {
     fn compute(expr: &Expr, inputs: &[Input<'_>]) -> Column {
-        Column(inputs.iter().map(|i| expr.eval(i.cur, i.prev)).collect())
+        Column(expr.eval_all(inputs.iter().map(|i| (i.cur, i.prev))))
     }
 
     fn values(&self) -> Vec<f64> {
