@@ -837,7 +837,7 @@ fn read_holder(lock: &mut File) -> String {
 /// Reads a state file without locking (for `status` and tests). A missing file is an empty
 /// state; a corrupt or newer one is an error naming it.
 pub fn load_file(path: &Path, read: Reading) -> Result<State> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match File::open(path).and_then(|f| Contents::of(&f)) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::new()),
         Err(e) => {
@@ -853,6 +853,44 @@ pub fn load_file(path: &Path, read: Reading) -> Result<State> {
         started.elapsed().as_secs_f64() * 1000.0
     );
     Ok(state)
+}
+
+/// A state file's bytes: mapped read-only where the system allows (the page cache is read in
+/// place: no copy into fresh memory, which at thousands of droplets is a good part of a
+/// pass), read into memory otherwise.
+enum Contents {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl Contents {
+    #[allow(unsafe_code)]
+    fn of(file: &File) -> std::io::Result<Contents> {
+        if file.metadata()?.len() > 0 {
+            // SAFETY: a mapping is undefined behaviour if the file changes under it. doscale
+            // never writes a state file in place: it writes a new file and renames it over
+            // the old one (`write_atomic_with`), which leaves this mapping on the old file
+            // untouched, and only under the lock this command holds. Only another program
+            // truncating the file in place during this read could fault the mapping, and
+            // that ends the process before it writes anything.
+            if let Ok(map) = unsafe { memmap2::Mmap::map(file) } {
+                return Ok(Contents::Mapped(map));
+            }
+        }
+        let mut bytes = Vec::new();
+        (&*file).read_to_end(&mut bytes)?;
+        Ok(Contents::Read(bytes))
+    }
+}
+
+impl std::ops::Deref for Contents {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Contents::Mapped(m) => m,
+            Contents::Read(v) => v,
+        }
+    }
 }
 
 /// Parses state bytes, every scrape included; the error says what is wrong (without the
