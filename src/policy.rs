@@ -40,8 +40,8 @@ pub struct GroupEvaluation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DropletStatus {
     pub id: u64,
-    pub name: String,
-    pub status: String,
+    pub name: compact_str::CompactString,
+    pub status: compact_str::CompactString,
     /// Active, out of warmup and scraped successfully.
     pub evaluated: bool,
     /// Why not evaluated: `new`, `warmup (2m of 5m)`, the scrape error.

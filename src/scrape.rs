@@ -207,10 +207,10 @@ async fn scrape_one(
     let address = d.address(m.address);
     let mut out = ScrapedDroplet {
         id: d.id,
-        name: d.name.clone(),
-        status: d.status.clone(),
+        name: d.name.as_str().into(),
+        status: d.status.as_str().into(),
         created_at: parse_time(&d.created_at),
-        address: address.clone(),
+        address: address.as_deref().map(Into::into),
         error: None,
         protected: protect.is_some_and(|t| d.tags.iter().any(|x| x == t)),
         series: Default::default(),

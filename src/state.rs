@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use color_eyre::eyre::{bail, eyre, WrapErr};
 use color_eyre::Result;
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Scale;
@@ -156,6 +157,7 @@ mod compact {
     use std::fmt;
 
     use chrono::{DateTime, Utc};
+    use compact_str::CompactString;
     use serde::de::{
         DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
     };
@@ -183,7 +185,7 @@ mod compact {
         status: &'a str,
         created: i64,
         #[serde(skip_serializing_if = "Option::is_none")]
-        address: &'a Option<String>,
+        address: &'a Option<CompactString>,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: &'a Option<String>,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -445,8 +447,8 @@ mod compact {
             while let Some(field) = map.next_key()? {
                 match field {
                     DropletField::Id => id = Some(map.next_value::<u64>()?),
-                    DropletField::Name => name = Some(map.next_value::<String>()?),
-                    DropletField::Status => status = Some(map.next_value::<String>()?),
+                    DropletField::Name => name = Some(map.next_value::<CompactString>()?),
+                    DropletField::Status => status = Some(map.next_value::<CompactString>()?),
                     DropletField::Created => created = Some(map.next_value::<i64>()?),
                     DropletField::Address => address = map.next_value()?,
                     DropletField::Error => error = map.next_value()?,
@@ -585,11 +587,11 @@ mod compact {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScrapedDroplet {
     pub id: u64,
-    pub name: String,
-    pub status: String,
+    pub name: CompactString,
+    pub status: CompactString,
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
+    pub address: Option<CompactString>,
     /// Why the scrape of this droplet failed (or why it was not scraped), `None` on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

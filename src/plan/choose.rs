@@ -100,7 +100,7 @@ pub(super) fn choose(
             };
             PlannedDestroy {
                 id: d.id,
-                name: d.name.clone(),
+                name: d.name.to_string(),
                 why,
             }
         })

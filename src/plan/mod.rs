@@ -226,7 +226,7 @@ pub fn plan_group(input: &PlanInput<'_>) -> GroupPlan {
         let used: BTreeSet<String> = input
             .members
             .iter()
-            .map(|d| d.name.clone())
+            .map(|d| d.name.to_string())
             .chain(input.pending.iter().map(|p| p.name.clone()))
             .chain(
                 input

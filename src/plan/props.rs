@@ -166,7 +166,7 @@ fn fixture(c: &Case) -> Fx {
         .enumerate()
         .map(|(i, m)| ScrapedDroplet {
             id: 100 + i as u64,
-            name: format!("w-{}", m.name_k),
+            name: format!("w-{}", m.name_k).into(),
             status: STATUSES[m.status].into(),
             created_at: now() - Duration::minutes(m.age_min),
             address: None,
@@ -222,7 +222,7 @@ fn fixture(c: &Case) -> Fx {
                     PendingKind::Destroy
                 },
                 name: on
-                    .map(|d| d.name.clone())
+                    .map(|d| d.name.to_string())
                     .unwrap_or_else(|| format!("w-{k}")),
                 id: on.map(|d| d.id),
                 since: now() - Duration::seconds(20),
@@ -388,7 +388,7 @@ fn check(f: &Fx) -> Result<(), TestCaseError> {
     let used: BTreeSet<String> = f
         .members
         .iter()
-        .map(|d| d.name.to_ascii_lowercase())
+        .map(|d| d.name.to_ascii_lowercase().to_string())
         .chain(f.pending.iter().map(|o| o.name.to_ascii_lowercase()))
         .chain(
             f.history

@@ -30,7 +30,7 @@ pub(super) fn group(body: &str) -> Group {
 pub(super) fn droplet(id: u64, status: &str) -> ScrapedDroplet {
     ScrapedDroplet {
         id,
-        name: format!("web-{id}"),
+        name: format!("web-{id}").into(),
         status: status.into(),
         // Higher ids are newer.
         created_at: now() - Duration::hours(100) + Duration::minutes(id as i64),

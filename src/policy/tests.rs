@@ -24,10 +24,10 @@ fn series(items: &[(&str, f64)]) -> SeriesMap {
 fn active(id: u64, items: &[(&str, f64)]) -> ScrapedDroplet {
     ScrapedDroplet {
         id,
-        name: format!("web-{id}"),
+        name: format!("web-{id}").into(),
         status: "active".into(),
         created_at: t0() - chrono::Duration::days(1),
-        address: Some(format!("10.0.0.{id}")),
+        address: Some(format!("10.0.0.{id}").into()),
         error: None,
         protected: false,
         series: series(items),
