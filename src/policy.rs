@@ -8,7 +8,9 @@
 //! droplet in the previous scrape), then aggregated over the droplets that have a value by
 //! the condition's `function`. No value anywhere is `null`, which never satisfies.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -85,8 +87,9 @@ pub struct ConditionEvaluation {
     pub threshold: f64,
     pub satisfied: bool,
     /// Droplet id → its value (`null`: no data for that droplet). The ids are JSON object
-    /// keys, so strings in JSON. A sorted vector: thousands of entries in one allocation.
-    pub per_droplet: PerDroplet,
+    /// keys, so strings in JSON. A sorted vector: thousands of entries in one allocation,
+    /// shared by the conditions of one expression.
+    pub per_droplet: Arc<PerDroplet>,
     /// Why there is no value, or why some droplets have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_data: Option<String>,
@@ -151,7 +154,7 @@ impl ConditionEvaluation {
             op: self.op.clone(),
             threshold: self.threshold,
             satisfied: self.satisfied,
-            per_droplet: PerDroplet::new(),
+            per_droplet: Arc::default(),
             no_data: self.no_data.clone(),
         }
     }
@@ -257,7 +260,7 @@ pub fn evaluate_group(
                 .iter()
                 .map(|c| {
                     let col = &columns[c.expr.text()];
-                    let value = aggregate(c.function, &col.values());
+                    let value = aggregate(c.function, col.values());
                     ConditionEvaluation {
                         name: c.name.clone(),
                         expr: c.expr.text().to_string(),
@@ -288,7 +291,7 @@ pub fn evaluate_group(
 
     let target = group.target.as_ref().map(|t| {
         let col = &columns[t.expr.text()];
-        let aggregate = aggregate(t.function, &col.values());
+        let aggregate = aggregate(t.function, col.values());
         let (recommended, reason) = recommend(size, inputs.len(), aggregate, t.value, t.tolerance);
         let reason = match (aggregate, col.no_data(&inputs)) {
             (None, Some(why)) => format!("{reason}: {why}"),
@@ -323,40 +326,65 @@ struct Input<'a> {
     prev: Option<Sample<'a>>,
 }
 
-/// One expression over every evaluated droplet, in the order of the inputs.
-struct Column(Vec<Result<f64, NoData>>);
+/// One expression over every evaluated droplet, in the order of the inputs, and what the
+/// conditions that read it take from it (worked out once for all of them).
+struct Column {
+    results: Vec<Result<f64, NoData>>,
+    values: OnceCell<Vec<f64>>,
+    per_droplet: OnceCell<Arc<PerDroplet>>,
+    no_data: OnceCell<Option<String>>,
+}
 
 impl Column {
     fn compute(expr: &Expr, inputs: &[Input<'_>]) -> Column {
-        Column(expr.eval_all(inputs.iter().map(|i| (i.cur, i.prev))))
+        Column {
+            results: expr.eval_all(inputs.iter().map(|i| (i.cur, i.prev))),
+            values: OnceCell::new(),
+            per_droplet: OnceCell::new(),
+            no_data: OnceCell::new(),
+        }
     }
 
-    fn values(&self) -> Vec<f64> {
-        self.0
-            .iter()
-            .filter_map(|r| r.as_ref().ok().copied())
-            .collect()
+    fn values(&self) -> &[f64] {
+        self.values.get_or_init(|| {
+            self.results
+                .iter()
+                .filter_map(|r| r.as_ref().ok().copied())
+                .collect()
+        })
     }
 
     /// Sorted by id; a droplet listed twice (pages shifting under a listing) keeps its last
     /// value (LiteMap's `FromIterator`).
-    fn per_droplet(&self, inputs: &[Input<'_>]) -> PerDroplet {
-        inputs
-            .iter()
-            .zip(&self.0)
-            .map(|(i, r)| (i.droplet.id, r.as_ref().ok().copied()))
-            .collect()
+    fn per_droplet(&self, inputs: &[Input<'_>]) -> Arc<PerDroplet> {
+        self.per_droplet
+            .get_or_init(|| {
+                Arc::new(
+                    inputs
+                        .iter()
+                        .zip(&self.results)
+                        .map(|(i, r)| (i.droplet.id, r.as_ref().ok().copied()))
+                        .collect(),
+                )
+            })
+            .clone()
+    }
+
+    fn no_data(&self, inputs: &[Input<'_>]) -> Option<String> {
+        self.no_data
+            .get_or_init(|| self.reasons(inputs))
+            .clone()
     }
 
     /// Why droplets have no value: each distinct reason with how many and one example.
-    fn no_data(&self, inputs: &[Input<'_>]) -> Option<String> {
+    fn reasons(&self, inputs: &[Input<'_>]) -> Option<String> {
         if inputs.is_empty() {
             return Some(
                 "no droplet to evaluate (none is active, out of warmup and scraped)".into(),
             );
         }
         let mut reasons: BTreeMap<&str, (usize, &ScrapedDroplet)> = BTreeMap::new();
-        for (i, r) in inputs.iter().zip(&self.0) {
+        for (i, r) in inputs.iter().zip(&self.results) {
             if let Err(NoData(why)) = r {
                 reasons.entry(why.as_str()).or_insert((0, i.droplet)).0 += 1;
             }

@@ -149,7 +149,7 @@ fn conditions_per_droplet_and_over_the_group() {
     assert_eq!((load1.op.as_str(), load1.threshold), (">=", 2.0));
     assert_eq!(load1.expr, "node_load1");
     assert_eq!(
-        load1.per_droplet,
+        *load1.per_droplet,
         crate::policy::PerDroplet::from_iter([(1, Some(3.0)), (2, Some(2.0)), (3, None)])
     );
     let why = load1.no_data.as_deref().unwrap();
