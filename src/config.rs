@@ -437,6 +437,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let cx = Cx {
         file: path.display().to_string(),
         text,
+        parsed: Default::default(),
     };
     let raw: RawConfig = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -555,6 +556,9 @@ mod url_host {
 struct Cx<'a> {
     file: String,
     text: &'a str,
+    /// Expressions parsed so far, by text: policies often repeat one (do-scaler's up and
+    /// down policies both read the load averages), and every command parses the file.
+    parsed: std::cell::RefCell<std::collections::HashMap<String, Expr>>,
 }
 
 impl Cx<'_> {
@@ -632,7 +636,10 @@ impl Cx<'_> {
     }
 
     fn expr(&self, s: &Spanned<String>, key: &str) -> Result<Expr, ConfigError> {
-        crate::expr::parse(s.get_ref()).map_err(|e| {
+        if let Some(e) = self.parsed.borrow().get(s.get_ref()) {
+            return Ok(e.clone());
+        }
+        let parsed = crate::expr::parse(s.get_ref()).map_err(|e| {
             // Point at the offending part of the expression when we can: the string starts
             // one character after the opening quote.
             let inner = s.span().start + 1 + e.offset().min(s.get_ref().len());
@@ -644,7 +651,11 @@ impl Cx<'_> {
                 key: key.into(),
                 msg: e.to_string(),
             }
-        })
+        })?;
+        self.parsed
+            .borrow_mut()
+            .insert(s.get_ref().clone(), parsed.clone());
+        Ok(parsed)
     }
 
     fn function(&self, s: &Spanned<String>, key: &str) -> Result<Function, ConfigError> {
