@@ -371,9 +371,7 @@ impl Column {
     }
 
     fn no_data(&self, inputs: &[Input<'_>]) -> Option<String> {
-        self.no_data
-            .get_or_init(|| self.reasons(inputs))
-            .clone()
+        self.no_data.get_or_init(|| self.reasons(inputs)).clone()
     }
 
     /// Why droplets have no value: each distinct reason with how many and one example.

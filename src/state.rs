@@ -106,7 +106,11 @@ impl Scrapes {
             .skip(skip)
             .map(|(i, r)| {
                 let mut de = serde_json::Deserializer::from_str(r.get());
-                serde::de::DeserializeSeed::deserialize(compact::ScrapeSeed(keep), &mut de)
+                let seed = compact::ScrapeSeed {
+                    keep,
+                    previous: i + 1 < raw.len(),
+                };
+                serde::de::DeserializeSeed::deserialize(seed, &mut de)
                     .and_then(|s| de.end().map(|()| s))
                     .map_err(|e| format!("scrape {} of {}: {e}", i + 1, raw.len()))
             })
@@ -181,9 +185,14 @@ mod compact {
     #[derive(Serialize)]
     struct DropletRef<'a> {
         id: u64,
-        name: &'a str,
-        status: &'a str,
-        created: i64,
+        // The three below are left out of a previous scrape's droplets (see
+        // `ScrapedDroplet::keep_for_rates`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        created: Option<i64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         address: &'a Option<CompactString>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -233,9 +242,9 @@ mod compact {
                 .iter()
                 .map(|d| DropletRef {
                     id: d.id,
-                    name: &d.name,
-                    status: &d.status,
-                    created: d.created_at.timestamp(),
+                    name: (!d.is_kept_for_rates()).then_some(&*d.name),
+                    status: (!d.is_kept_for_rates()).then_some(&*d.status),
+                    created: (!d.is_kept_for_rates()).then(|| d.created_at.timestamp()),
                     address: &d.address,
                     error: &d.error,
                     protected: d.protected,
@@ -272,14 +281,22 @@ mod compact {
 
     impl<'de> Deserialize<'de> for super::Scrape {
         fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-            ScrapeSeed(Keep::All).deserialize(de)
+            ScrapeSeed {
+                keep: Keep::All,
+                previous: false,
+            }
+            .deserialize(de)
         }
     }
 
     /// Reads a stored scrape straight into [`super::Scrape`]: every droplet's series map is
     /// built from the scrape's key table as it is read (one shared copy of each key), with
     /// no intermediate form.
-    pub struct ScrapeSeed(pub Keep);
+    pub struct ScrapeSeed {
+        pub keep: Keep,
+        /// The previous scrape: its droplets may have only `id`, `error` and `v`.
+        pub previous: bool,
+    }
 
     #[derive(Deserialize)]
     #[serde(field_identifier, rename_all = "snake_case")]
@@ -329,13 +346,16 @@ mod compact {
                         let ks: Vec<String> = map.next_value()?;
                         keys = Some(
                             ks.into_iter()
-                                .map(|k| self.0.wants(&k).then(|| Key::from(k)))
+                                .map(|k| self.keep.wants(&k).then(|| Key::from(k)))
                                 .collect(),
                         );
                     }
                     ScrapeField::Droplets => match &keys {
                         Some(table) => {
-                            droplets = Some(map.next_value_seed(DropletsSeed(Table::new(table)))?)
+                            droplets = Some(map.next_value_seed(DropletsSeed {
+                                table: Table::new(table),
+                                previous: self.previous,
+                            })?)
                         }
                         None => droplets_first = Some(map.next_value()?),
                     },
@@ -350,9 +370,12 @@ mod compact {
                 let table = keys.unwrap_or_default();
                 let mut de = serde_json::Deserializer::from_str(raw.get());
                 droplets = Some(
-                    DropletsSeed(Table::new(&table))
-                        .deserialize(&mut de)
-                        .map_err(A::Error::custom)?,
+                    DropletsSeed {
+                        table: Table::new(&table),
+                        previous: self.previous,
+                    }
+                    .deserialize(&mut de)
+                    .map_err(A::Error::custom)?,
                 );
             }
             Ok(super::Scrape {
@@ -388,7 +411,10 @@ mod compact {
         }
     }
 
-    struct DropletsSeed<'k>(Table<'k>);
+    struct DropletsSeed<'k> {
+        table: Table<'k>,
+        previous: bool,
+    }
 
     impl<'de> DeserializeSeed<'de> for DropletsSeed<'_> {
         type Value = Vec<super::ScrapedDroplet>;
@@ -404,7 +430,10 @@ mod compact {
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-            while let Some(d) = seq.next_element_seed(DropletSeed(self.0))? {
+            while let Some(d) = seq.next_element_seed(DropletSeed {
+                table: self.table,
+                previous: self.previous,
+            })? {
                 out.push(d);
             }
             Ok(out)
@@ -426,7 +455,10 @@ mod compact {
         Other,
     }
 
-    struct DropletSeed<'k>(Table<'k>);
+    struct DropletSeed<'k> {
+        table: Table<'k>,
+        previous: bool,
+    }
 
     impl<'de> DeserializeSeed<'de> for DropletSeed<'_> {
         type Value = super::ScrapedDroplet;
@@ -453,18 +485,20 @@ mod compact {
                     DropletField::Address => address = map.next_value()?,
                     DropletField::Error => error = map.next_value()?,
                     DropletField::Protected => protected = map.next_value()?,
-                    DropletField::V => series = Some(map.next_value_seed(SeriesSeed(self.0))?),
+                    DropletField::V => series = Some(map.next_value_seed(SeriesSeed(self.table))?),
                     DropletField::Other => {
                         map.next_value::<IgnoredAny>()?;
                     }
                 }
             }
             let id = id.ok_or_else(|| A::Error::missing_field("id"))?;
-            let created = created.ok_or_else(|| A::Error::missing_field("created"))?;
+            // A previous scrape's droplets keep only what rates read.
+            let lenient = self.previous && (&name, &status, created) == (&None, &None, None);
+            let created = required(created, lenient, "created")?;
             Ok(super::ScrapedDroplet {
                 id,
-                name: name.ok_or_else(|| A::Error::missing_field("name"))?,
-                status: status.ok_or_else(|| A::Error::missing_field("status"))?,
+                name: required(name, lenient, "name")?,
+                status: required(status, lenient, "status")?,
                 created_at: DateTime::<Utc>::from_timestamp(created, 0).ok_or_else(|| {
                     A::Error::custom(format!(
                         "droplet {id}: creation time {created} is out of range"
@@ -475,6 +509,19 @@ mod compact {
                 protected,
                 series: series.unwrap_or_default(),
             })
+        }
+    }
+
+    /// `v`, or its default where it may be left out.
+    fn required<T: Default, E: serde::de::Error>(
+        v: Option<T>,
+        may_be_left_out: bool,
+        field: &'static str,
+    ) -> Result<T, E> {
+        match v {
+            Some(v) => Ok(v),
+            None if may_be_left_out => Ok(T::default()),
+            None => Err(E::missing_field(field)),
         }
     }
 
@@ -584,6 +631,24 @@ mod compact {
     }
 }
 
+impl ScrapedDroplet {
+    /// Drops what only the latest scrape needs (name, status, creation time, address): a
+    /// previous scrape is read for rates alone, and at thousands of droplets its size is
+    /// read and synced to disk on every pass.
+    pub fn keep_for_rates(&mut self) {
+        self.name = CompactString::default();
+        self.status = CompactString::default();
+        self.created_at = DateTime::<Utc>::UNIX_EPOCH;
+        self.address = None;
+        self.protected = false;
+    }
+
+    /// Whether [`ScrapedDroplet::keep_for_rates`] left only what rates read.
+    pub fn is_kept_for_rates(&self) -> bool {
+        self.name.is_empty() && self.status.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScrapedDroplet {
     pub id: u64,
@@ -664,9 +729,15 @@ impl State {
 }
 
 impl GroupState {
-    /// Keeps the last two scrapes.
+    /// Keeps the last two scrapes. The one that becomes the previous one keeps only what
+    /// rates read from it (each droplet's id, error and series).
     pub fn push_scrape(&mut self, s: Scrape) {
         let list = self.scrapes_mut();
+        if let Some(prev) = list.last_mut() {
+            prev.droplets
+                .iter_mut()
+                .for_each(ScrapedDroplet::keep_for_rates);
+        }
         list.push(s);
         let n = list.len();
         if n > 2 {
@@ -1209,6 +1280,37 @@ mod tests {
         assert_eq!(scrape["droplets"][1]["v"], "2.0 - 3.0 4.0");
         let back = parse(&serde_json::to_vec(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn the_previous_scrape_keeps_only_what_rates_read() {
+        let s = two_scrapes();
+        let v = serde_json::to_value(&s).unwrap();
+        let prev = &v["groups"]["web"]["scrapes"][0]["droplets"][0];
+        assert_eq!(prev["id"], 7);
+        assert!(prev.get("v").is_some());
+        for field in ["name", "status", "created", "address"] {
+            assert!(prev.get(field).is_none(), "{field} kept: {prev}");
+        }
+        let latest = &v["groups"]["web"]["scrapes"][1]["droplets"][0];
+        assert_eq!(latest["name"], "web-7");
+        // Reads back as it was in memory (the rates are unchanged).
+        let back = parse(&serde_json::to_vec(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        let prev = &back.groups["web"].previous_scrape().unwrap().droplets[0];
+        assert!(prev.is_kept_for_rates());
+        assert_eq!(prev.series.len(), 2);
+        // The latest scrape must still be whole.
+        let mut v = v;
+        v["groups"]["web"]["scrapes"][1]["droplets"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("name");
+        let e = parse(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(
+            e.contains("missing field `name`") && e.contains("scrape 2 of 2"),
+            "{e}"
+        );
     }
 
     #[test]
