@@ -68,6 +68,7 @@ pub fn state(data: &[u8]) {
     if let Ok(state) = doscale::state::parse(data) {
         let bytes = serde_json::to_vec(&state).unwrap();
         let again = doscale::state::parse(&bytes).unwrap();
-        assert_eq!(again, state);
+        // Compared as text: a NaN value (which the state keeps) is not equal to itself.
+        assert_eq!(format!("{again:?}"), format!("{state:?}"));
     }
 }
