@@ -13,8 +13,9 @@
 # Toolchain: the stable toolchain. cargo-fuzz passes nightly-only flags (-Zsanitizer,
 # -Cpasses=sancov-module, ...); RUSTC_BOOTSTRAP=1 makes stable rustc accept them. Both
 # `--sanitizer none` and `--sanitizer address` build and run here; `none` is the default
-# because it runs ~5x faster (exposition: ~2000 vs ~400 exec/s) and the crate itself has no
-# unsafe code (`unsafe_code = "deny"`), so ASan adds little. cargo-fuzz's default build is
+# because it runs ~5x faster (exposition: ~2000 vs ~400 exec/s) and the code the targets reach
+# has no unsafe code (`unsafe_code = "deny"`; the two allowed blocks, the simulator's rlimit
+# call and the state file's read-only map, are not on their paths), so ASan adds little. cargo-fuzz's default build is
 # optimised WITH debug assertions and overflow checks, so arithmetic overflow is a finding.
 #
 # Output: the full libFuzzer log of each target in fuzz/logs/<target>.log (git-ignored), and

@@ -130,7 +130,18 @@ impl Serialize for Scrapes {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         match &self.raw {
             Some(raw) => raw.serialize(ser),
-            None => self.list.serialize(ser),
+            None => {
+                let n = self.list.len();
+                ser.collect_seq(
+                    self.list
+                        .iter()
+                        .enumerate()
+                        .map(|(i, scrape)| compact::Stored {
+                            scrape,
+                            previous: i + 1 < n,
+                        }),
+                )
+            }
         }
     }
 }
@@ -185,7 +196,7 @@ mod compact {
     #[derive(Serialize)]
     struct DropletRef<'a> {
         id: u64,
-        // The three below are left out of a previous scrape's droplets (see
+        // Left out of a previous scrape's droplets, as is the address (see
         // `ScrapedDroplet::keep_for_rates`).
         #[serde(skip_serializing_if = "Option::is_none")]
         name: Option<&'a str>,
@@ -230,33 +241,51 @@ mod compact {
 
     impl Serialize for super::Scrape {
         fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-            let mut keys: Vec<&str> = self
+            Stored {
+                scrape: self,
+                previous: false,
+            }
+            .serialize(ser)
+        }
+    }
+
+    /// A scrape as stored in the state: the previous one (the older of the two) without
+    /// what only the latest needs (see [`super::ScrapedDroplet::keep_for_rates`]).
+    pub struct Stored<'a> {
+        pub scrape: &'a super::Scrape,
+        pub previous: bool,
+    }
+
+    impl Serialize for Stored<'_> {
+        fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+            let Stored { scrape, previous } = *self;
+            let mut keys: Vec<&str> = scrape
                 .droplets
                 .iter()
                 .flat_map(|d| d.series.keys().map(|k| &**k))
                 .collect();
             keys.sort_unstable();
             keys.dedup();
-            let droplets = self
+            let droplets = scrape
                 .droplets
                 .iter()
                 .map(|d| DropletRef {
                     id: d.id,
-                    name: (!d.is_kept_for_rates()).then_some(&*d.name),
-                    status: (!d.is_kept_for_rates()).then_some(&*d.status),
-                    created: (!d.is_kept_for_rates()).then(|| d.created_at.timestamp()),
-                    address: &d.address,
+                    name: (!previous).then_some(&*d.name),
+                    status: (!previous).then_some(&*d.status),
+                    created: (!previous).then(|| d.created_at.timestamp()),
+                    address: if previous { &None } else { &d.address },
                     error: &d.error,
                     protected: d.protected,
                     v: values(&keys, &d.series),
                 })
                 .collect();
             ScrapeRef {
-                at: &self.at,
+                at: &scrape.at,
                 keys,
                 droplets,
-                bad_lines: self.bad_lines,
-                bad_line_example: &self.bad_line_example,
+                bad_lines: scrape.bad_lines,
+                bad_line_example: &scrape.bad_line_example,
             }
             .serialize(ser)
         }
@@ -641,11 +670,6 @@ impl ScrapedDroplet {
         self.created_at = DateTime::<Utc>::UNIX_EPOCH;
         self.address = None;
         self.protected = false;
-    }
-
-    /// Whether [`ScrapedDroplet::keep_for_rates`] left only what rates read.
-    pub fn is_kept_for_rates(&self) -> bool {
-        self.name.is_empty() && self.status.is_empty()
     }
 }
 
@@ -1298,8 +1322,20 @@ mod tests {
         let back = parse(&serde_json::to_vec(&s).unwrap()).unwrap();
         assert_eq!(back, s);
         let prev = &back.groups["web"].previous_scrape().unwrap().droplets[0];
-        assert!(prev.is_kept_for_rates());
+        assert!(prev.name.is_empty() && prev.status.is_empty() && prev.address.is_none());
         assert_eq!(prev.series.len(), 2);
+        // A latest droplet is written whole whatever it holds (an empty name included).
+        let mut odd = s.clone();
+        let mut latest = odd.groups["web"].latest_scrape().unwrap().clone();
+        latest.droplets[0].name = CompactString::default();
+        latest.droplets[0].status = CompactString::default();
+        odd.groups.get_mut("web").unwrap().scrapes = Scrapes {
+            list: vec![latest],
+            raw: None,
+            partial: false,
+        };
+        let back = parse(&serde_json::to_vec(&odd).unwrap()).unwrap();
+        assert_eq!(back, odd);
         // The latest scrape must still be whole.
         let mut v = v;
         v["groups"]["web"]["scrapes"][1]["droplets"][0]
