@@ -109,6 +109,7 @@ impl Scrapes {
                 let seed = compact::ScrapeSeed {
                     keep,
                     previous: i + 1 < raw.len(),
+                    droplets: compact::count_droplets(r.get()),
                 };
                 serde::de::DeserializeSeed::deserialize(seed, &mut de)
                     .and_then(|s| de.end().map(|()| s))
@@ -313,6 +314,7 @@ mod compact {
             ScrapeSeed {
                 keep: Keep::All,
                 previous: false,
+                droplets: 0,
             }
             .deserialize(de)
         }
@@ -325,6 +327,17 @@ mod compact {
         pub keep: Keep,
         /// The previous scrape: its droplets may have only `id`, `error` and `v`.
         pub previous: bool,
+        /// How many droplets to make room for at once (see [`count_droplets`]).
+        pub droplets: usize,
+    }
+
+    /// How many droplets a stored scrape holds, as a capacity hint: droplets are written
+    /// `{"id":…` and that text cannot occur inside a JSON string (its quotes would be
+    /// escaped). Thousands of droplets then go into one allocation instead of a doubling
+    /// series of them, each copied into fresh memory. A file whose keys were reordered just
+    /// gets a smaller hint.
+    pub fn count_droplets(raw: &str) -> usize {
+        memchr::memmem::find_iter(raw.as_bytes(), br#"{"id":"#).count()
     }
 
     #[derive(Deserialize)]
@@ -384,6 +397,7 @@ mod compact {
                             droplets = Some(map.next_value_seed(DropletsSeed {
                                 table: Table::new(table),
                                 previous: self.previous,
+                                capacity: self.droplets,
                             })?)
                         }
                         None => droplets_first = Some(map.next_value()?),
@@ -402,6 +416,7 @@ mod compact {
                     DropletsSeed {
                         table: Table::new(&table),
                         previous: self.previous,
+                        capacity: self.droplets,
                     }
                     .deserialize(&mut de)
                     .map_err(A::Error::custom)?,
@@ -443,6 +458,7 @@ mod compact {
     struct DropletsSeed<'k> {
         table: Table<'k>,
         previous: bool,
+        capacity: usize,
     }
 
     impl<'de> DeserializeSeed<'de> for DropletsSeed<'_> {
@@ -458,7 +474,7 @@ mod compact {
             f.write_str("a list of droplets")
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(self.capacity));
             while let Some(d) = seq.next_element_seed(DropletSeed {
                 table: self.table,
                 previous: self.previous,
@@ -1347,6 +1363,13 @@ mod tests {
             e.contains("missing field `name`") && e.contains("scrape 2 of 2"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn droplets_are_counted_for_room_not_inside_strings() {
+        let raw = r#"{"droplets":[{"id":1,"v":"1"},{"id":2,"error":"got {\"id\":3}"}]}"#;
+        assert_eq!(compact::count_droplets(raw), 2);
+        assert_eq!(compact::count_droplets(r#"{"droplets":[]}"#), 0);
     }
 
     #[test]
