@@ -147,15 +147,8 @@ impl ConditionEvaluation {
     /// The condition without its per-droplet values (see [`GroupEvaluation::summary`]).
     fn summary(&self) -> ConditionEvaluation {
         ConditionEvaluation {
-            name: self.name.clone(),
-            expr: self.expr.clone(),
-            function: self.function.clone(),
-            value: self.value,
-            op: self.op.clone(),
-            threshold: self.threshold,
-            satisfied: self.satisfied,
             per_droplet: Arc::default(),
-            no_data: self.no_data.clone(),
+            ..self.clone()
         }
     }
 }
@@ -260,7 +253,7 @@ pub fn evaluate_group(
                 .iter()
                 .map(|c| {
                     let col = &columns[c.expr.text()];
-                    let value = aggregate(c.function, col.values());
+                    let value = aggregate(c.function, &col.values);
                     ConditionEvaluation {
                         name: c.name.clone(),
                         expr: c.expr.text().to_string(),
@@ -269,7 +262,7 @@ pub fn evaluate_group(
                         op: c.op.symbol().to_string(),
                         threshold: c.threshold,
                         satisfied: value.is_some_and(|v| c.op.holds(v, c.threshold)),
-                        no_data: col.no_data(&inputs),
+                        no_data: col.no_data.clone(),
                         per_droplet: col.per_droplet(&inputs),
                     }
                 })
@@ -291,9 +284,9 @@ pub fn evaluate_group(
 
     let target = group.target.as_ref().map(|t| {
         let col = &columns[t.expr.text()];
-        let aggregate = aggregate(t.function, col.values());
+        let aggregate = aggregate(t.function, &col.values);
         let (recommended, reason) = recommend(size, inputs.len(), aggregate, t.value, t.tolerance);
-        let reason = match (aggregate, col.no_data(&inputs)) {
+        let reason = match (aggregate, &col.no_data) {
             (None, Some(why)) => format!("{reason}: {why}"),
             _ => reason,
         };
@@ -330,28 +323,26 @@ struct Input<'a> {
 /// conditions that read it take from it (worked out once for all of them).
 struct Column {
     results: Vec<Result<f64, NoData>>,
-    values: OnceCell<Vec<f64>>,
+    /// The values there are (what a condition's function aggregates).
+    values: Vec<f64>,
+    /// Why droplets have no value (see [`Column::reasons`]).
+    no_data: Option<String>,
+    /// Only conditions print them (not the target): made when first asked for.
     per_droplet: OnceCell<Arc<PerDroplet>>,
-    no_data: OnceCell<Option<String>>,
 }
 
 impl Column {
     fn compute(expr: &Expr, inputs: &[Input<'_>]) -> Column {
+        let results = expr.eval_all(inputs.iter().map(|i| (i.cur, i.prev)));
         Column {
-            results: expr.eval_all(inputs.iter().map(|i| (i.cur, i.prev))),
-            values: OnceCell::new(),
-            per_droplet: OnceCell::new(),
-            no_data: OnceCell::new(),
-        }
-    }
-
-    fn values(&self) -> &[f64] {
-        self.values.get_or_init(|| {
-            self.results
+            values: results
                 .iter()
                 .filter_map(|r| r.as_ref().ok().copied())
-                .collect()
-        })
+                .collect(),
+            no_data: reasons(inputs, &results),
+            per_droplet: OnceCell::new(),
+            results,
+        }
     }
 
     /// Sorted by id; a droplet listed twice (pages shifting under a listing) keeps its last
@@ -369,53 +360,47 @@ impl Column {
             })
             .clone()
     }
+}
 
-    fn no_data(&self, inputs: &[Input<'_>]) -> Option<String> {
-        self.no_data.get_or_init(|| self.reasons(inputs)).clone()
+/// Why droplets have no value: each distinct reason with how many and one example.
+fn reasons(inputs: &[Input<'_>], results: &[Result<f64, NoData>]) -> Option<String> {
+    if inputs.is_empty() {
+        return Some("no droplet to evaluate (none is active, out of warmup and scraped)".into());
     }
-
-    /// Why droplets have no value: each distinct reason with how many and one example.
-    fn reasons(&self, inputs: &[Input<'_>]) -> Option<String> {
-        if inputs.is_empty() {
-            return Some(
-                "no droplet to evaluate (none is active, out of warmup and scraped)".into(),
-            );
+    let mut reasons: BTreeMap<&str, (usize, &ScrapedDroplet)> = BTreeMap::new();
+    for (i, r) in inputs.iter().zip(results) {
+        if let Err(NoData(why)) = r {
+            reasons.entry(why.as_str()).or_insert((0, i.droplet)).0 += 1;
         }
-        let mut reasons: BTreeMap<&str, (usize, &ScrapedDroplet)> = BTreeMap::new();
-        for (i, r) in inputs.iter().zip(&self.results) {
-            if let Err(NoData(why)) = r {
-                reasons.entry(why.as_str()).or_insert((0, i.droplet)).0 += 1;
-            }
-        }
-        if reasons.is_empty() {
-            return None;
-        }
-        let missing: usize = reasons.values().map(|(n, _)| n).sum();
-        let mut parts: Vec<(usize, String)> = reasons
-            .into_iter()
-            .map(|(why, (n, d))| {
-                let who = if n == 1 {
-                    format!("{} {}", d.id, d.name)
-                } else {
-                    format!("{n}, e.g. {} {}", d.id, d.name)
-                };
-                (n, format!("{why} ({who})"))
-            })
-            .collect();
-        // The commonest reasons first; a few are enough.
-        parts.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        let shown: Vec<String> = parts.iter().take(3).map(|(_, s)| s.clone()).collect();
-        let more = if parts.len() > 3 {
-            format!("; and {} other reasons", parts.len() - 3)
-        } else {
-            String::new()
-        };
-        Some(format!(
-            "{missing} of {} droplets have no value: {}{more}",
-            inputs.len(),
-            shown.join("; ")
-        ))
     }
+    if reasons.is_empty() {
+        return None;
+    }
+    let missing: usize = reasons.values().map(|(n, _)| n).sum();
+    let mut parts: Vec<(usize, String)> = reasons
+        .into_iter()
+        .map(|(why, (n, d))| {
+            let who = if n == 1 {
+                format!("{} {}", d.id, d.name)
+            } else {
+                format!("{n}, e.g. {} {}", d.id, d.name)
+            };
+            (n, format!("{why} ({who})"))
+        })
+        .collect();
+    // The commonest reasons first; a few are enough.
+    parts.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let shown: Vec<String> = parts.iter().take(3).map(|(_, s)| s.clone()).collect();
+    let more = if parts.len() > 3 {
+        format!("; and {} other reasons", parts.len() - 3)
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "{missing} of {} droplets have no value: {}{more}",
+        inputs.len(),
+        shown.join("; ")
+    ))
 }
 
 /// Aggregates per-droplet values over the group; `None` without any value.

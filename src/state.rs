@@ -109,7 +109,6 @@ impl Scrapes {
                 let seed = compact::ScrapeSeed {
                     keep,
                     previous: i + 1 < raw.len(),
-                    droplets: compact::count_droplets(r.get()),
                 };
                 serde::de::DeserializeSeed::deserialize(seed, &mut de)
                     .and_then(|s| de.end().map(|()| s))
@@ -181,7 +180,7 @@ mod compact {
 
     use crate::series::{Key, SeriesMap};
 
-    /// The same form, written from a borrowed [`super::Scrape`]: saving a state never copies
+    /// The stored form, written from a borrowed [`super::Scrape`]: saving a state never copies
     /// its scrapes (thousands of series maps) first.
     #[derive(Serialize)]
     struct ScrapeRef<'a> {
@@ -238,16 +237,6 @@ mod compact {
             }
         }
         out
-    }
-
-    impl Serialize for super::Scrape {
-        fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-            Stored {
-                scrape: self,
-                previous: false,
-            }
-            .serialize(ser)
-        }
     }
 
     /// A scrape as stored in the state: the previous one (the older of the two) without
@@ -309,17 +298,6 @@ mod compact {
         }
     }
 
-    impl<'de> Deserialize<'de> for super::Scrape {
-        fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-            ScrapeSeed {
-                keep: Keep::All,
-                previous: false,
-                droplets: 0,
-            }
-            .deserialize(de)
-        }
-    }
-
     /// Reads a stored scrape straight into [`super::Scrape`]: every droplet's series map is
     /// built from the scrape's key table as it is read (one shared copy of each key), with
     /// no intermediate form.
@@ -327,17 +305,6 @@ mod compact {
         pub keep: Keep,
         /// The previous scrape: its droplets may have only `id`, `error` and `v`.
         pub previous: bool,
-        /// How many droplets to make room for at once (see [`count_droplets`]).
-        pub droplets: usize,
-    }
-
-    /// How many droplets a stored scrape holds, as a capacity hint: droplets are written
-    /// `{"id":…` and that text cannot occur inside a JSON string (its quotes would be
-    /// escaped). Thousands of droplets then go into one allocation instead of a doubling
-    /// series of them, each copied into fresh memory. A file whose keys were reordered just
-    /// gets a smaller hint.
-    pub fn count_droplets(raw: &str) -> usize {
-        memchr::memmem::find_iter(raw.as_bytes(), br#"{"id":"#).count()
     }
 
     #[derive(Deserialize)]
@@ -397,7 +364,6 @@ mod compact {
                             droplets = Some(map.next_value_seed(DropletsSeed {
                                 table: Table::new(table),
                                 previous: self.previous,
-                                capacity: self.droplets,
                             })?)
                         }
                         None => droplets_first = Some(map.next_value()?),
@@ -416,7 +382,6 @@ mod compact {
                     DropletsSeed {
                         table: Table::new(&table),
                         previous: self.previous,
-                        capacity: self.droplets,
                     }
                     .deserialize(&mut de)
                     .map_err(A::Error::custom)?,
@@ -458,7 +423,6 @@ mod compact {
     struct DropletsSeed<'k> {
         table: Table<'k>,
         previous: bool,
-        capacity: usize,
     }
 
     impl<'de> DeserializeSeed<'de> for DropletsSeed<'_> {
@@ -474,7 +438,7 @@ mod compact {
             f.write_str("a list of droplets")
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(self.capacity));
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
             while let Some(d) = seq.next_element_seed(DropletSeed {
                 table: self.table,
                 previous: self.previous,
@@ -1363,13 +1327,6 @@ mod tests {
             e.contains("missing field `name`") && e.contains("scrape 2 of 2"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn droplets_are_counted_for_room_not_inside_strings() {
-        let raw = r#"{"droplets":[{"id":1,"v":"1"},{"id":2,"error":"got {\"id\":3}"}]}"#;
-        assert_eq!(compact::count_droplets(raw), 2);
-        assert_eq!(compact::count_droplets(r#"{"droplets":[]}"#), 0);
     }
 
     #[test]
