@@ -8,7 +8,7 @@
 # Environment:
 #   SANITIZER=none|address   default none (see below)
 #   FIXTURES=DIR             the do-agent pages that seed `exposition`, read in place
-#                            (default: ../shared/fixtures/do-agent beside the checkout)
+#                            (default: tests/fixtures/do-agent of this repository)
 #
 # Toolchain: the stable toolchain. cargo-fuzz passes nightly-only flags (-Zsanitizer,
 # -Cpasses=sancov-module, ...); RUSTC_BOOTSTRAP=1 makes stable rustc accept them. Both
@@ -31,7 +31,7 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(exposition expr config state)
 sanitizer=${SANITIZER:-none}
-fixtures=${FIXTURES:-../../shared/fixtures/do-agent}
+fixtures=${FIXTURES:-../tests/fixtures/do-agent}
 
 if ! command -v cargo-fuzz >/dev/null; then
   cargo install --locked cargo-fuzz@0.13.2 || exit 2

@@ -1,4 +1,4 @@
-//! Carrying a plan out through the API (DESIGN.md §5), crash-safe: the intent of every create
+//! Carrying a plan out through the API (docs/design.md §5), crash-safe: the intent of every create
 //! and destroy is recorded in state (and the state saved) before the request, the outcome
 //! after, so a run killed at any point is reconciled by the next one — pending creates are
 //! found again by tag and name (never created twice), pending destroys are finished.

@@ -1,4 +1,4 @@
-//! The configuration file (DESIGN.md §2): a `Raw*` layer that is pure serde with
+//! The configuration file (docs/design.md §2): a `Raw*` layer that is pure serde with
 //! `deny_unknown_fields`, and a validated [`Config`] built from it. Every error names the
 //! file, line:column, the key and what was expected (exit code 2).
 

@@ -42,7 +42,7 @@ pub struct UsageError(pub String);
 #[error("exit {0}")]
 pub struct ExitCode(pub i32);
 
-/// Maps an error chain to the process exit code of DESIGN.md §6.
+/// Maps an error chain to the process exit code of docs/design.md §6.
 pub fn exit_code_of(report: &color_eyre::Report) -> i32 {
     for cause in report.chain() {
         if cause.downcast_ref::<ConfigError>().is_some()

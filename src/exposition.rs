@@ -307,7 +307,7 @@ mod tests {
 
     fn fixture(rel: &str) -> String {
         std::fs::read_to_string(format!(
-            "{}/../shared/fixtures/{rel}",
+            "{}/tests/fixtures/{rel}",
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap()

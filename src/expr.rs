@@ -1,4 +1,4 @@
-//! Expressions: the PromQL subset of DESIGN.md §2 "Expressions", parsed once at config load
+//! Expressions: the PromQL subset of docs/design.md §2 "Expressions", parsed once at config load
 //! and evaluated per droplet over that droplet's scraped series.
 //!
 //! The text is parsed by `promql-parser` (so what an operator copies from a dashboard is read

@@ -1,4 +1,4 @@
-//! Policy evaluation (pure): who is evaluated (DESIGN.md §3.1–3.3), every condition per
+//! Policy evaluation (pure): who is evaluated (docs/design.md §3.1–3.3), every condition per
 //! droplet and over the group, each policy's verdict, the `min_reporting` rule and the
 //! target-tracking recommendation.
 //!

@@ -1,4 +1,4 @@
-//! The state file (DESIGN.md §4): one versioned JSON document kept between one-shot runs,
+//! The state file (docs/design.md §4): one versioned JSON document kept between one-shot runs,
 //! replaced atomically (temp file in the same directory, fsync, rename, fsync of the
 //! directory) under an exclusive lock on a separate lock file held for the whole command.
 //! A corrupt or newer-version file is an error that names it and is never overwritten.

@@ -150,7 +150,7 @@ pub fn render_text(reports: &[GroupReport], dry_run: bool) -> String {
     out
 }
 
-/// `apply --output json` (DESIGN.md §6).
+/// `apply --output json` (docs/design.md §6).
 pub fn render_json(reports: &[GroupReport], dry_run: bool) -> serde_json::Value {
     json!({"at": Utc::now().to_rfc3339(), "dry_run": dry_run, "groups": reports})
 }

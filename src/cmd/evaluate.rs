@@ -187,7 +187,7 @@ struct JsonOut<'a> {
     groups: &'a [GroupEvaluation],
 }
 
-/// `evaluate --output json` (DESIGN.md §6).
+/// `evaluate --output json` (docs/design.md §6).
 pub fn render_json(evals: &[GroupEvaluation]) -> serde_json::Value {
     json!({"at": Utc::now().to_rfc3339(), "groups": evals})
 }

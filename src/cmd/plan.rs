@@ -141,7 +141,7 @@ pub fn render_table(plans: &[GroupPlan]) -> String {
     out
 }
 
-/// `plan --output json` (DESIGN.md §6).
+/// `plan --output json` (docs/design.md §6).
 pub fn render_json(plans: &[GroupPlan]) -> serde_json::Value {
     json!({"at": Utc::now().to_rfc3339(), "groups": plans})
 }

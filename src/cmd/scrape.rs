@@ -223,7 +223,7 @@ pub fn render_table(ctx: &super::Ctx, state: &State) -> String {
     out
 }
 
-/// `scrape --output json` (DESIGN.md §6).
+/// `scrape --output json` (docs/design.md §6).
 pub fn render_json(ctx: &super::Ctx, state: &State) -> serde_json::Value {
     let mut groups = Vec::new();
     let mut at = None;

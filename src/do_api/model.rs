@@ -1,5 +1,5 @@
 //! DigitalOcean API v2 shapes that doscale reads and writes, following
-//! `fixtures/digitalocean-openapi/` (schemas `droplet`, `network_v4`, `network_v6`,
+//! `tests/fixtures/digitalocean-openapi/` (schemas `droplet`, `network_v4`, `network_v6`,
 //! `droplet_create`, `droplet_multi_create`, `error`, `action`). Fields doscale does not
 //! need are not modelled on the way in (serde ignores them) and the simulator fills in
 //! the required ones on the way out.

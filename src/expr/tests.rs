@@ -21,7 +21,7 @@ fn ev(expr: &str, s: &SeriesMap) -> Result<f64, NoData> {
 /// A do-agent fixture as a droplet's series map.
 fn fixture(name: &str) -> SeriesMap {
     let path = format!(
-        "{}/../shared/fixtures/do-agent/{name}",
+        "{}/tests/fixtures/do-agent/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -36,14 +36,6 @@ fn fixture(name: &str) -> SeriesMap {
         out.insert(key.into(), v.parse().unwrap());
     }
     out
-}
-
-fn fixtures_present() -> bool {
-    std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/do-agent"
-    ))
-    .is_dir()
 }
 
 #[test]
@@ -368,9 +360,6 @@ fn names_and_wants() {
 
 #[test]
 fn on_the_do_agent_fixtures() {
-    if !fixtures_present() {
-        return;
-    }
     let s = fixture("droplet-4vcpu.prom");
     let mem = ev(
         "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes",

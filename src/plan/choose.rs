@@ -1,4 +1,4 @@
-//! Which droplets a scale-down destroys (DESIGN.md §3.7): never a protected one, never one
+//! Which droplets a scale-down destroys (docs/design.md §3.7): never a protected one, never one
 //! outside the group (only `new`/`active` members are candidates), never one whose destroy is
 //! already on its way; droplets whose scrape failed go first, then by `remove`.
 

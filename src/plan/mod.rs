@@ -1,7 +1,7 @@
 //! Planning (pure): from the evaluation, the config and the history in state, the desired
 //! size and the concrete changes, with every rule that moved the recommendation.
 //!
-//! The rules, in the order they apply (DESIGN.md §3, each records `"<rule>: <why>"` in
+//! The rules, in the order they apply (docs/design.md §3, each records `"<rule>: <why>"` in
 //! `reasons` when it moves or holds the number):
 //!
 //! 0. the raw recommendation (`recommended`): step policies (`scale-up beats scale-down`,
@@ -26,7 +26,7 @@
 //! clamps to an interval holding it). The holds (3–5) all judge the same wish, so every rule
 //! that blocks a change is named, not only the first.
 //!
-//! Decisions where DESIGN.md is silent:
+//! Decisions where docs/design.md is silent:
 //!
 //! * A target without data (`aggregate: null`) has no opinion: it neither grows the group nor
 //!   holds a step policy's scale-down, and no recommendation is stored for stabilization.
@@ -137,7 +137,7 @@ impl GroupPlan {
     }
 }
 
-/// A droplet that counts toward the group's size (DESIGN.md §3.1).
+/// A droplet that counts toward the group's size (docs/design.md §3.1).
 pub fn is_live(d: &ScrapedDroplet) -> bool {
     d.status == "new" || d.status == "active"
 }
@@ -341,7 +341,7 @@ fn names_of(ps: &[&PolicyEvaluation]) -> String {
         .join(", ")
 }
 
-/// Rule 0: the raw recommendation from the step policies and the target (DESIGN.md §3.4).
+/// Rule 0: the raw recommendation from the step policies and the target (docs/design.md §3.4).
 fn raw_recommendation(eval: &GroupEvaluation, current: u32, why: &mut Vec<String>) -> Raw {
     // One line per verdict, so `doscale plan` answers "why (not)".
     if !eval.policies.is_empty() && eval.policies.iter().all(|p| !p.satisfied) {
@@ -653,7 +653,7 @@ fn step_limits(g: &Group, current: u32, want: &mut u32, why: &mut Vec<String>) {
     }
 }
 
-/// Rule 7: a group without a template can shrink but not grow (DESIGN.md §2).
+/// Rule 7: a group without a template can shrink but not grow (docs/design.md §2).
 fn no_template(g: &Group, current: u32, want: &mut u32, why: &mut Vec<String>) {
     if *want > current && g.template.is_none() {
         why.push(format!(

@@ -1,6 +1,6 @@
 //! The simulated DigitalOcean API v2 (list by tag with pagination, get, create single and
 //! multiple, delete, get action) and the control endpoints under `/_sim/`. JSON follows
-//! `fixtures/digitalocean-openapi/`; every API response carries the rate-limit headers.
+//! `tests/fixtures/digitalocean-openapi/`; every API response carries the rate-limit headers.
 //! Every API request is recorded (method, path, query, body, status) — never its headers, so
 //! the token appears nowhere.
 

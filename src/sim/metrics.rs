@@ -1,4 +1,4 @@
-//! The exposition a simulated droplet serves, shaped like `fixtures/do-agent/droplet-2vcpu.prom`
+//! The exposition a simulated droplet serves, shaped like `tests/fixtures/do-agent/droplet-2vcpu.prom`
 //! (do-agent 3.18.14): the same families in the same order, the same HELP/TYPE lines and
 //! labels, numbers formatted as Go's `strconv.FormatFloat(v, 'g', -1, 64)` does. About half of
 //! the droplets also expose a few `sonar_process_*` series, as real ones do.
@@ -373,9 +373,9 @@ mod tests {
     fn same_families_and_help_as_the_fixture() {
         let fixture = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/do-agent/droplet-2vcpu.prom"
-        ));
-        let Ok(fixture) = fixture else { return }; // the fixtures live beside the project
+            "/tests/fixtures/do-agent/droplet-2vcpu.prom"
+        ))
+        .expect("the do-agent fixture in tests/fixtures");
         let s = Snapshot {
             cpu: vec![[0.0; 8]; 2],
             ..Default::default()

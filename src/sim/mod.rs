@@ -1,4 +1,4 @@
-//! The simulated fleet (DESIGN.md §7): a DigitalOcean API v2 subset and a fleet of droplets
+//! The simulated fleet (docs/design.md §7): a DigitalOcean API v2 subset and a fleet of droplets
 //! on loopback, each serving do-agent-shaped metrics on its own 127.x.y.z address, with a
 //! load model, control endpoints under `/_sim/` and fault injection. It powers `doscale sim`,
 //! `doscale demo`, the integration tests and the benchmarks.

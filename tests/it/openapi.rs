@@ -1,5 +1,5 @@
 //! The request bodies doscale sends match DigitalOcean's own OpenAPI spec
-//! (`../shared/fixtures/digitalocean-openapi/`): every `POST /v2/droplets` body validates
+//! (`tests/fixtures/digitalocean-openapi/`): every `POST /v2/droplets` body validates
 //! against the spec's `droplet_multi_create` schema, and the responses the client reads are
 //! shaped like its `droplet` schema.
 
@@ -12,9 +12,9 @@ use crate::common::*;
 fn spec() -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/digitalocean-openapi/DigitalOcean-public.v2.bundled.yaml"
+        "/tests/fixtures/digitalocean-openapi/DigitalOcean-public.v2.bundled.yaml"
     );
-    let text = std::fs::read_to_string(path).expect("the OpenAPI spec beside the project");
+    let text = std::fs::read_to_string(path).expect("the OpenAPI spec in tests/fixtures");
     // A few limits in the spec are integers above u64 (e.g. 18446744073709552000): read them
     // as floats, which YAML and JSON can both hold.
     let text = regex::Regex::new(r"(?m)(:[ \t]*-?)([0-9]{20,})[ \t]*$")
