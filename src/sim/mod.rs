@@ -337,6 +337,8 @@ impl SimHandle {
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_else(|| "sim".into());
         let token_name = format!("{stem}-token");
+        std::fs::create_dir_all(dir)
+            .wrap_err_with(|| format!("creating {} (--config-out)", dir.display()))?;
         write_atomic(
             &dir.join(&token_name),
             format!("{SIM_TOKEN}\n").as_bytes(),
@@ -480,7 +482,10 @@ ports = [{port}]
 timeout = "2s"
 interval = "1s"
 max_tries = 30
-"#,
+
+# The policies and target of the example configuration (config/doscale.toml).
+{policies}"#,
+        policies = example_policies(),
         url = toml_str(api_url),
         token = toml_str(token_file),
         tag = toml_str(tag),
@@ -489,6 +494,20 @@ max_tries = 30
         size = fleet::DEFAULT_SIZE,
         image = fleet::DEFAULT_IMAGE,
     )
+}
+
+/// The example configuration's `[[group.policy]]` tables and `[group.target]`: the part of
+/// config/doscale.toml from its first policy up to the hooks, verbatim with its comments
+/// (bench/bench.py takes the same part).
+fn example_policies() -> &'static str {
+    const EXAMPLE: &str = include_str!("../../config/doscale.toml");
+    let start = EXAMPLE
+        .find("[[group.policy]]")
+        .expect("config/doscale.toml has policies");
+    let end = EXAMPLE[start..]
+        .find("# do-scaler's custom actions")
+        .map_or(EXAMPLE.len(), |e| start + e);
+    &EXAMPLE[start..end]
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a

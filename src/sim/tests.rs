@@ -683,6 +683,37 @@ fn written_config_loads() {
     assert_eq!(names.len(), 2);
 }
 
+/// `--config-out` into a folder that does not exist yet creates it, and the config carries the
+/// example's policies and target (config/doscale.toml), so evaluate and plan have something to
+/// show.
+#[test]
+fn written_config_creates_its_folder_and_has_the_example_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new/sub/sim.toml");
+    let mut a = args(2);
+    a.config_out = Some(path.clone());
+    let t = T::new(a);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cfg = crate::config::parse(&path, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(dir.path().join("new/sub/sim-token").is_file());
+    let example_path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/doscale.toml"));
+    let example = crate::config::parse(
+        example_path,
+        &std::fs::read_to_string(example_path).unwrap(),
+    )
+    .unwrap();
+    let (ours, theirs) = (&cfg.groups[0], &example.groups[0]);
+    assert_eq!(ours.policies.len(), theirs.policies.len());
+    assert!(!ours.policies.is_empty());
+    for (o, e) in ours.policies.iter().zip(&theirs.policies) {
+        assert_eq!(format!("{o:?}"), format!("{e:?}"));
+    }
+    assert_eq!(format!("{:?}", ours.target), format!("{:?}", theirs.target));
+    assert!(ours.target.is_some());
+    // Still the simulator's group, not the example's.
+    assert_eq!(ours.metrics.port, t.sim.metrics_port);
+}
+
 #[test]
 fn two_simulators_side_by_side() {
     let a = T::new(args(50));
