@@ -75,7 +75,8 @@ pub enum Command {
     Check,
     /// Show per group the size, bounds, last actions, cooldowns and pending droplets.
     Status,
-    /// Convert a do-scaler scaler file (conf.d/*.cfg) into a doscale TOML group on stdout.
+    /// Convert do-scaler scaler files (conf.d/*.cfg) into one doscale TOML configuration on
+    /// stdout, a group per file.
     ImportSeed(ImportSeedArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
@@ -149,16 +150,19 @@ pub struct SimArgs {
     /// Tag of the simulated group.
     #[arg(long, default_value = "web")]
     pub tag: String,
-    /// Write a ready doscale config pointing at the simulator (plus a token file and the
-    /// state file location beside it).
+    /// Write a ready doscale config pointing at the simulator, with the example
+    /// configuration's policies and target (plus a token file and the state file location
+    /// beside it; the folder is created).
     #[arg(long, value_name = "PATH")]
     pub config_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct ImportSeedArgs {
-    /// The do-scaler scaler file, e.g. /etc/do-scaler/conf.d/web.cfg.
-    pub path: PathBuf,
+    /// The do-scaler scaler files, e.g. /etc/do-scaler/conf.d/*.cfg: one [[group]] each,
+    /// in one configuration.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

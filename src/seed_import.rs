@@ -40,6 +40,70 @@ pub fn convert(path: &Path) -> color_eyre::Result<String> {
     cx.convert()
 }
 
+/// Converts several scaler files into one configuration: the first file's header and `[api]`,
+/// then each file's `[[group]]` in the order given. Two files for the same group name or tag
+/// are refused, naming both. One file gives exactly what [`convert`] gives.
+pub fn convert_all(paths: &[PathBuf]) -> color_eyre::Result<String> {
+    let [first, rest @ ..] = paths else {
+        bail!("import-seed needs at least one scaler file");
+    };
+    let one = convert(first)?;
+    if rest.is_empty() {
+        return Ok(one);
+    }
+    let mut seen: Vec<(String, String, &Path)> = Vec::new(); // (name, tag, file)
+    let mut groups = String::new();
+    let mut converted = vec![(first, one.clone())];
+    for p in rest {
+        converted.push((p, convert(p)?));
+    }
+    for (path, text) in &converted {
+        let file = path.display();
+        let at = text
+            .find("\n[[group]]\n")
+            .ok_or_else(|| eyre!("{file}: the conversion has no [[group]]"))?;
+        let group = &text[at + 1..];
+        let cfg = crate::config::parse(&path.with_file_name("doscale.toml"), text)
+            .map_err(|e| eyre!("{file}: the converted configuration is not valid: {e}"))?;
+        for g in &cfg.groups {
+            if let Some((_, _, other)) = seen.iter().find(|(n, t, _)| *n == g.name || *t == g.tag)
+            {
+                bail!(
+                    "{} and {file} both convert to the group {:?} (tag {:?}): doscale keeps one \
+                     group per tag; convert them apart, or merge the two scaler files first",
+                    other.display(),
+                    g.name,
+                    g.tag
+                );
+            }
+            seen.push((g.name.clone(), g.tag.clone(), path));
+        }
+        writeln!(groups, "# from the do-scaler scaler file {}", c(&file.to_string()))?;
+        groups.push_str(group);
+        if !groups.ends_with("\n\n") {
+            groups.push('\n');
+        }
+    }
+    // The header of the first file, naming every file it came from.
+    let header = &one[..one.find("\n[[group]]\n").expect("checked above") + 1];
+    let mut lines = header.lines();
+    let mut out = String::new();
+    let _ = lines.next(); // "# doscale configuration converted from the do-scaler scaler file"
+    let _ = lines.next(); // "#   <file>"
+    writeln!(out, "# doscale configuration converted from the do-scaler scaler files")?;
+    for p in paths {
+        writeln!(out, "#   {}", c(&p.display().to_string()))?;
+    }
+    for l in lines {
+        writeln!(out, "{l}")?;
+    }
+    out.push_str(&groups);
+    let out = out.trim_end().to_string() + "\n";
+    crate::config::parse(&first.with_file_name("doscale.toml"), &out)
+        .map_err(|e| eyre!("the merged configuration is not valid: {e}"))?;
+    Ok(out)
+}
+
 struct Cx<'a> {
     file: String,
     ini: &'a Ini,

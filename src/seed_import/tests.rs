@@ -395,3 +395,63 @@ fn errors_name_the_file_and_the_problem() {
     );
     assert!(e.contains("/nonexistent/web.cfg"), "{e}");
 }
+
+/// Several scaler files make one configuration: one header and `[api]`, one `[[group]]` per
+/// file, in the order given, each saying where it came from.
+#[test]
+fn several_scaler_files_make_one_configuration() {
+    let t = tree();
+    let web = PathBuf::from(SEED);
+    let out = convert_all(&[web.clone(), t.cfg()]).unwrap();
+    let cfg = load(&out);
+    let groups: Vec<(&str, &str)> = cfg
+        .groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.tag.as_str()))
+        .collect();
+    assert_eq!(groups, vec![("web", "web"), ("api", "api")], "{out}");
+    assert_eq!(out.matches("\n[api]\n").count(), 1, "{out}");
+    assert_eq!(
+        out.matches("# doscale configuration converted").count(),
+        1,
+        "{out}"
+    );
+    for f in [&web, &t.cfg()] {
+        assert!(out.contains(&f.display().to_string()), "{out}");
+    }
+    // Each group keeps exactly what converting its file alone gives.
+    for (i, f) in [&web, &t.cfg()].into_iter().enumerate() {
+        let alone = load(&convert(f).unwrap());
+        assert_eq!(
+            format!("{:?}", cfg.groups[i]),
+            format!("{:?}", alone.groups[0])
+        );
+    }
+    assert!(!out.contains("s3cr3t"), "{out}");
+    // One file is the one-file conversion, unchanged.
+    assert_eq!(
+        convert_all(std::slice::from_ref(&web)).unwrap(),
+        convert(&web).unwrap()
+    );
+}
+
+/// Two scaler files for the same tag (or group name) cannot both be kept: the error names both.
+#[test]
+fn several_scaler_files_with_one_tag_are_refused_naming_both() {
+    let t = tree();
+    t.file("conf.d/api2.cfg", CFG);
+    let second = t.dir.path().join("conf.d/api2.cfg");
+    let e = format!("{:#}", convert_all(&[t.cfg(), second.clone()]).unwrap_err());
+    assert!(
+        e.contains(&t.cfg().display().to_string())
+            && e.contains(&second.display().to_string())
+            && e.contains("\"api\""),
+        "{e}"
+    );
+    // An error in one file names that file.
+    let e = format!(
+        "{:#}",
+        convert_all(&[t.cfg(), PathBuf::from("/nonexistent/web.cfg")]).unwrap_err()
+    );
+    assert!(e.contains("/nonexistent/web.cfg"), "{e}");
+}
