@@ -66,8 +66,7 @@ pub fn convert_all(paths: &[PathBuf]) -> color_eyre::Result<String> {
         let cfg = crate::config::parse(&path.with_file_name("doscale.toml"), text)
             .map_err(|e| eyre!("{file}: the converted configuration is not valid: {e}"))?;
         for g in &cfg.groups {
-            if let Some((_, _, other)) = seen.iter().find(|(n, t, _)| *n == g.name || *t == g.tag)
-            {
+            if let Some((_, _, other)) = seen.iter().find(|(n, t, _)| *n == g.name || *t == g.tag) {
                 bail!(
                     "{} and {file} both convert to the group {:?} (tag {:?}): doscale keeps one \
                      group per tag; convert them apart, or merge the two scaler files first",
@@ -78,7 +77,11 @@ pub fn convert_all(paths: &[PathBuf]) -> color_eyre::Result<String> {
             }
             seen.push((g.name.clone(), g.tag.clone(), path));
         }
-        writeln!(groups, "# from the do-scaler scaler file {}", c(&file.to_string()))?;
+        writeln!(
+            groups,
+            "# from the do-scaler scaler file {}",
+            c(&file.to_string())
+        )?;
         groups.push_str(group);
         if !groups.ends_with("\n\n") {
             groups.push('\n');
@@ -90,7 +93,10 @@ pub fn convert_all(paths: &[PathBuf]) -> color_eyre::Result<String> {
     let mut out = String::new();
     let _ = lines.next(); // "# doscale configuration converted from the do-scaler scaler file"
     let _ = lines.next(); // "#   <file>"
-    writeln!(out, "# doscale configuration converted from the do-scaler scaler files")?;
+    writeln!(
+        out,
+        "# doscale configuration converted from the do-scaler scaler files"
+    )?;
     for p in paths {
         writeln!(out, "#   {}", c(&p.display().to_string()))?;
     }

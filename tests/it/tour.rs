@@ -65,10 +65,20 @@ fn the_readme_simulator_tour_shows_a_policy_firing_and_a_plan() {
     // creates droplets because a policy fired.
     assert!(stdout.contains("POST /v2/droplets"), "{all}");
     let cfg = tour_dir.join("sim.toml");
-    let plan = ok(&["--config", cfg.to_str().unwrap(), "plan", "--output", "json"]).json();
+    let plan = ok(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "plan",
+        "--output",
+        "json",
+    ])
+    .json();
     let g = &plan["groups"][0];
     let create = g["create"].as_array().unwrap_or_else(|| panic!("{plan}"));
-    assert!(!create.is_empty(), "the plan creates nothing: {plan}\n{all}");
+    assert!(
+        !create.is_empty(),
+        "the plan creates nothing: {plan}\n{all}"
+    );
     let reasons = g["reasons"].to_string();
     assert!(
         reasons.contains("policy: mem_avail (+1) satisfied"),
