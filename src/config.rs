@@ -15,6 +15,8 @@ use crate::error::ConfigError;
 use crate::expr::Expr;
 use crate::secret::Secret;
 
+mod keys;
+
 pub const DEFAULT_PATH: &str = "/etc/doscale/doscale.toml";
 
 // ---------------------------------------------------------------------------------------
@@ -77,6 +79,7 @@ struct RawMetrics {
     timeout: Option<Spanned<String>>,
     concurrency: Option<Spanned<i64>>,
     max_body: Option<Spanned<String>>,
+    extra_metrics: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,7 +90,7 @@ struct RawTemplate {
     size: Spanned<String>,
     image: Spanned<toml::Value>,
     #[serde(default)]
-    ssh_keys: Vec<toml::Value>,
+    ssh_keys: Vec<Spanned<toml::Value>>,
     vpc_uuid: Option<String>,
     user_data_file: Option<Spanned<String>>,
     tags: Option<Spanned<Vec<String>>>,
@@ -157,6 +160,33 @@ pub struct Config {
     pub max_scrape_age: Duration,
     pub api: ApiConfig,
     pub groups: Vec<Group>,
+    /// What `check` reports without refusing the file: metric names the group's source is
+    /// not known to serve. Other commands ignore them.
+    pub warnings: Vec<ConfigError>,
+    /// Every file the configuration names that must be there when doscale acts, with the
+    /// place that names it: `check` opens each one.
+    pub files: Vec<NamedFile>,
+}
+
+/// A file the configuration names, and where.
+#[derive(Debug, Clone)]
+pub struct NamedFile {
+    pub kind: FileKind,
+    /// As written for hook programs (a bare name is looked up on `PATH`), resolved against the
+    /// configuration's directory otherwise.
+    pub path: PathBuf,
+    /// The file, line, column and key that name it (`msg` empty).
+    pub place: ConfigError,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// `[api] token_file`: read by every command that calls the API.
+    TokenFile,
+    /// `[group.template] user_data_file`: read when droplets are created.
+    UserData,
+    /// The program of a `[[group.hook]]` command.
+    HookProgram,
 }
 
 #[derive(Debug, Clone)]
@@ -214,6 +244,10 @@ pub struct Metrics {
     pub concurrency: usize,
     /// A body larger than this is refused (per droplet error).
     pub max_body: usize,
+    /// Metric names this group's endpoint serves besides do-agent's (node_exporter, an
+    /// exporter of one's own); a trailing `*` matches any name with that prefix. Only
+    /// `check` reads it.
+    pub extra_metrics: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -438,8 +472,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         file: path.display().to_string(),
         text,
         parsed: Default::default(),
+        warnings: Default::default(),
+        files: Default::default(),
     };
-    let raw: RawConfig = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;
+    let raw: RawConfig = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+        .map_err(|e| keys::translate(&e, text, &|span, key, msg| cx.at(span, key, msg)))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let rel = |p: &str| -> PathBuf {
         let p = PathBuf::from(p);
@@ -476,9 +513,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         }
         None => "https://api.digitalocean.com".to_string(),
     };
+    let token_file = match &raw.api.token_file {
+        Some(s) => {
+            cx.non_empty(s, "api.token_file")?;
+            let path = rel(s.get_ref());
+            cx.named(FileKind::TokenFile, path.clone(), s.span(), "api.token_file");
+            Some(path)
+        }
+        None => None,
+    };
     let api = ApiConfig {
         url,
-        token_file: raw.api.token_file.as_ref().map(|s| rel(s.get_ref())),
+        token_file,
         timeout: cx.duration_or(&raw.api.timeout, "api.timeout", "30s")?,
     };
 
@@ -523,6 +569,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         max_scrape_age,
         api,
         groups,
+        warnings: cx.warnings.take(),
+        files: cx.files.take(),
     })
 }
 
@@ -559,6 +607,10 @@ struct Cx<'a> {
     /// Expressions parsed so far, by text: policies often repeat one (do-scaler's up and
     /// down policies both read the load averages), and every command parses the file.
     parsed: std::cell::RefCell<std::collections::HashMap<String, Expr>>,
+    /// Collected for `Config::warnings`.
+    warnings: std::cell::RefCell<Vec<ConfigError>>,
+    /// Collected for `Config::files`.
+    files: std::cell::RefCell<Vec<NamedFile>>,
 }
 
 impl Cx<'_> {
@@ -578,25 +630,6 @@ impl Cx<'_> {
             col,
             key: key.into(),
             msg: msg.into(),
-        }
-    }
-
-    fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
-        let (line, col) = e.span().map(|s| self.line_col(s.start)).unwrap_or((0, 0));
-        let msg = e.message().trim().to_string();
-        // serde names the offending key in backticks: "unknown field `x`, expected one of ..."
-        let key = msg
-            .split('`')
-            .nth(1)
-            .filter(|_| msg.contains("field"))
-            .unwrap_or_default()
-            .to_string();
-        ConfigError {
-            file: self.file.clone(),
-            line,
-            col,
-            key,
-            msg,
         }
     }
 
@@ -656,6 +689,41 @@ impl Cx<'_> {
             .borrow_mut()
             .insert(s.get_ref().clone(), parsed.clone());
         Ok(parsed)
+    }
+
+    /// Records a file the configuration names, for `check`.
+    fn named(&self, kind: FileKind, path: PathBuf, span: Range<usize>, key: &str) {
+        let place = self.at(span, key, "");
+        self.files.borrow_mut().push(NamedFile { kind, path, place });
+    }
+
+    /// An expression whose metric names are checked against what do-agent serves and the
+    /// group's `extra_metrics`: an unknown one is a warning (for `check`) that points at the
+    /// name and gives the closest do-agent name.
+    fn metric_expr(
+        &self,
+        s: &Spanned<String>,
+        key: &str,
+        extra: &[String],
+    ) -> Result<Expr, ConfigError> {
+        let e = self.expr(s, key)?;
+        for name in e.metric_names() {
+            if crate::expr::families::is_do_agent(name)
+                || extra.iter().any(|x| match x.strip_suffix('*') {
+                    Some(prefix) => name.starts_with(prefix),
+                    None => x == name,
+                })
+            {
+                continue;
+            }
+            let offset = name_offset(s.get_ref(), name).unwrap_or(0);
+            let at = s.span().start + 1 + offset;
+            self.warnings.borrow_mut().push(self.at(at..at, key, format!(
+                "metric `{name}` is not one do-agent serves (the closest is `{}`): a misspelt name matches nothing and the condition never holds; if this group's metrics endpoint does serve it (node_exporter, an exporter of your own), list it in [group.metrics] extra_metrics",
+                crate::expr::families::closest(name)
+            )));
+        }
+        Ok(e)
     }
 
     fn function(&self, s: &Spanned<String>, key: &str) -> Result<Function, ConfigError> {
@@ -783,6 +851,27 @@ impl Cx<'_> {
                     .map_err(|e| self.at(s.span(), &k("metrics.max_body"), e))?,
                 None => 4 * 1024 * 1024,
             },
+            extra_metrics: match &m.extra_metrics {
+                None => Vec::new(),
+                Some(list) => {
+                    let mut out = Vec::new();
+                    for n in list {
+                        let name = n.get_ref();
+                        let body = name.strip_suffix('*').unwrap_or(name);
+                        let valid = body
+                            .chars()
+                            .enumerate()
+                            .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()));
+                        if !valid || (body.is_empty() && name != "*") {
+                            return Err(self.at(n.span(), &k("metrics.extra_metrics"), format!(
+                                "{name:?} is not a metric name: expected letters, digits, _ and :, not starting with a digit, optionally ending in * (a prefix), e.g. \"node_filesystem_avail_bytes\" or \"myapp_*\""
+                            )));
+                        }
+                        out.push(name.clone());
+                    }
+                    out
+                }
+            },
         };
         if metrics.timeout.is_zero() {
             let s = m.timeout.as_ref().expect("set when zero");
@@ -907,7 +996,7 @@ impl Cx<'_> {
                 }
                 conditions.push(Condition {
                     name: cname.clone(),
-                    expr: self.expr(&c.expr, &ck("expr"))?,
+                    expr: self.metric_expr(&c.expr, &ck("expr"), &metrics.extra_metrics)?,
                     function: self.function(&c.function, &ck("function"))?,
                     op,
                     threshold: *c.threshold.get_ref(),
@@ -949,7 +1038,7 @@ impl Cx<'_> {
                     }
                 };
                 Some(Target {
-                    expr: self.expr(&t.expr, &k("target.expr"))?,
+                    expr: self.metric_expr(&t.expr, &k("target.expr"), &metrics.extra_metrics)?,
                     function: match &t.function {
                         Some(f) => self.function(f, &k("target.function"))?,
                         None => Function::Mean,
@@ -988,7 +1077,15 @@ impl Cx<'_> {
             }
             hooks.push(Hook {
                 on,
-                command: h.command.get_ref().clone(),
+                command: {
+                    self.named(
+                        FileKind::HookProgram,
+                        PathBuf::from(&h.command.get_ref()[0]),
+                        h.command.span(),
+                        &k("hook.command"),
+                    );
+                    h.command.get_ref().clone()
+                },
                 timeout: self.duration_or(&h.timeout, &k("hook.timeout"), "60s")?,
             });
         }
@@ -1054,12 +1151,12 @@ impl Cx<'_> {
         };
         let mut ssh_keys = Vec::new();
         for key in &t.ssh_keys {
-            ssh_keys.push(match key {
+            ssh_keys.push(match key.get_ref() {
                 toml::Value::String(s) => serde_json::Value::String(s.clone()),
                 toml::Value::Integer(i) => serde_json::Value::from(*i),
                 _ => {
                     return Err(self.at(
-                        t.region.span(),
+                        key.span(),
                         &k("ssh_keys"),
                         "expected key fingerprints (strings) or ids (integers)",
                     ))
@@ -1087,7 +1184,20 @@ impl Cx<'_> {
                 )));
             }
         }
-        let user_data_file = t.user_data_file.as_ref().map(|s| rel(s.get_ref()));
+        let user_data_file = match &t.user_data_file {
+            Some(s) => {
+                self.non_empty(s, &k("user_data_file"))?;
+                let path = rel(s.get_ref());
+                self.named(
+                    FileKind::UserData,
+                    path.clone(),
+                    s.span(),
+                    &k("user_data_file"),
+                );
+                Some(path)
+            }
+            None => None,
+        };
         Ok(Template {
             name,
             region: t.region.get_ref().clone(),
@@ -1102,6 +1212,15 @@ impl Cx<'_> {
             backups: t.backups,
         })
     }
+}
+
+/// Where `name` stands in `expr` as a whole word (not part of a longer name).
+fn name_offset(expr: &str, name: &str) -> Option<usize> {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    expr.match_indices(name).map(|(i, _)| i).find(|&i| {
+        !expr[..i].chars().next_back().is_some_and(word)
+            && !expr[i + name.len()..].chars().next().is_some_and(word)
+    })
 }
 
 /// `"3m"`, `"10s"`, `"1h 30m"`, `"0s"`.
@@ -1137,63 +1256,37 @@ fn parse_size(s: &str) -> Result<usize, String> {
     Ok(n * mult)
 }
 
-/// Where the API token comes from, first found wins: `$DIGITALOCEAN_TOKEN`, `token_file`,
-/// the systemd credential `digitalocean-token`. `Ok(None)` when none is set.
-pub fn find_token(api: &ApiConfig) -> color_eyre::Result<Option<Secret>> {
-    if let Ok(t) = std::env::var("DIGITALOCEAN_TOKEN") {
-        if !t.trim().is_empty() {
-            return Ok(Some(Secret::new(t.trim().to_string())));
-        }
-    }
-    let mut files = Vec::new();
-    if let Some(f) = &api.token_file {
-        files.push(f.clone());
-    }
-    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
-        files.push(PathBuf::from(dir).join("digitalocean-token"));
-    }
-    let mut unreadable = Vec::new();
-    for f in files {
-        if !f.exists() {
-            continue;
-        }
-        warn_if_readable_by_others(&f);
-        let t = match std::fs::read_to_string(&f) {
-            Ok(t) => t,
-            Err(e) => {
-                // e.g. a root-only token_file under the service's DynamicUser=, where the
-                // credential is the way in: try the next source.
-                unreadable.push(format!("{}: {e}", f.display()));
-                continue;
-            }
-        };
-        let t = t.trim();
-        if t.is_empty() {
-            color_eyre::eyre::bail!(
-                "the token file {} is empty: put the DigitalOcean API token in it",
-                f.display()
-            );
-        }
-        if !unreadable.is_empty() {
-            tracing::debug!("token sources skipped: {}", unreadable.join("; "));
-        }
-        return Ok(Some(Secret::new(t.to_string())));
-    }
-    if !unreadable.is_empty() {
-        color_eyre::eyre::bail!("cannot read the API token: {}", unreadable.join("; "));
-    }
-    Ok(None)
+/// Where the API token comes from, first found wins: `$DIGITALOCEAN_TOKEN`,
+/// `$DIGITALOCEAN_ACCESS_TOKEN`, `token_file`, the systemd credential `digitalocean-token`.
+pub fn token_lookup(api: &ApiConfig) -> crate::secret::TokenLookup {
+    let creds = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    crate::secret::lookup_token(
+        &|var| std::env::var(var).ok(),
+        api.token_file.as_deref(),
+        creds.as_deref(),
+    )
 }
 
-fn warn_if_readable_by_others(f: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(md) = std::fs::metadata(f) {
-        if md.permissions().mode() & 0o004 != 0 {
-            tracing::warn!(
-                "the token file {} is readable by every user: chmod 600 it (or use LoadCredential=)",
-                f.display()
-            );
+/// The token, `Ok(None)` when no source is set. A source that is set but cannot be used is
+/// an error naming it and the reason when no later source gives a token, and a warning when
+/// one does (e.g. a root-only `token_file` under the service's dynamic user, where the
+/// credential is the way in).
+pub fn find_token(api: &ApiConfig) -> color_eyre::Result<Option<Secret>> {
+    let found = token_lookup(api);
+    let problems: Vec<String> = found.problems.iter().map(|p| p.to_string()).collect();
+    match found.token {
+        Some((token, source)) => {
+            for p in &problems {
+                tracing::warn!("{p}; using the token from {source}");
+            }
+            Ok(Some(token))
         }
+        None if !problems.is_empty() => Err(color_eyre::eyre::eyre!(crate::error::UsageError(
+            format!("no usable DigitalOcean API token: {}", problems.join("; "))
+        ))),
+        None => Ok(None),
     }
 }
 
@@ -1201,7 +1294,7 @@ fn warn_if_readable_by_others(f: &Path) {
 pub fn require_token(api: &ApiConfig) -> color_eyre::Result<Secret> {
     find_token(api)?.ok_or_else(|| {
         color_eyre::eyre::eyre!(crate::error::UsageError(
-            "no DigitalOcean API token: set DIGITALOCEAN_TOKEN, `[api] token_file`, or the systemd credential \"digitalocean-token\" (LoadCredential=)".into()
+            "no DigitalOcean API token: set DIGITALOCEAN_TOKEN (or DIGITALOCEAN_ACCESS_TOKEN), `[api] token_file`, or the systemd credential \"digitalocean-token\" (LoadCredential=)".into()
         ))
     })
 }
@@ -1305,3 +1398,4 @@ mod tests {
         assert!(parse_duration("soon").is_err());
     }
 }
+
