@@ -1331,7 +1331,7 @@ mod tests {
         let e = p(&format!("{MIN}bogus_key = 1\n")).unwrap_err();
         assert_eq!(e.line, 6);
         assert_eq!(e.col, 1);
-        assert_eq!(e.key, "bogus_key");
+        assert_eq!(e.key, "group[web].bogus_key");
         assert!(e.to_string().starts_with("/etc/doscale/t.toml:6:1:"), "{e}");
     }
 
@@ -1388,6 +1388,145 @@ mod tests {
         assert!(t.tags.contains(&"web".to_string()));
         assert_eq!(g.health_check.ports, vec![9110, 80]);
         assert_eq!(g.protect_tag.as_deref(), Some("doscale-protect"));
+    }
+
+    /// Wrong types of every kind of key: the message names file:line:column and the key,
+    /// says what the key takes in the operator's words, and speaks no Rust.
+    #[test]
+    fn wrong_types_name_the_key_in_the_operators_words() {
+        const T: &str = "[group.template]\nregion = \"r\"\nsize = \"s\"\nimage = 1\n";
+        const P: &str = "[[group.policy]]\nname = \"up\"\nscale = \"up\"\n";
+        let c = |extra: &str| format!("conditions = [ {{ name = \"c\", expr = \"node_load1\", function = \"mean\", op = \">\", threshold = 1{extra} }} ]\n");
+        // (file text, key, line, words that must be in the message)
+        let cases: Vec<(String, &str, usize, &str)> = vec![
+            (format!("{MIN}max = 3\n").replace("max = 3\nmax = 3", "max = \"20\""), "group[web].max", 5, "a whole number from 0 to 10000"),
+            (MIN.replace("min = 1", "min = 1.5"), "group[web].min", 4, "a whole number from 0 to 10000"),
+            (format!("{MIN}warmup = 300\n"), "group[web].warmup", 6, "a duration such as \"5m\""),
+            (format!("{MIN}cooldown_down = true\n"), "group[web].cooldown_down", 6, "a duration such as \"5m\""),
+            (format!("plan_max_age = 5\n{MIN}"), "plan_max_age", 1, "a duration such as \"5m\""),
+            (format!("[api]\ntimeout = 30\n{MIN}"), "api.timeout", 2, "a duration such as \"5m\""),
+            (format!("[api]\nurl = 8080\n{MIN}"), "api.url", 2, "a URL"),
+            (format!("[api]\ntoken_file = [\"a\"]\n{MIN}"), "api.token_file", 2, "a file path"),
+            (format!("state_file = 1\n{MIN}"), "state_file", 1, "a file path"),
+            (format!("{MIN}max_step_up = \"2\"\n"), "group[web].max_step_up", 6, "a whole number from 1 to 10000"),
+            (format!("{MIN}max_step_down = 1.0\n"), "group[web].max_step_down", 6, "a whole number from 1 to 10000"),
+            (format!("{MIN}remove = 1\n"), "group[web].remove", 6, "one of \"newest\", \"oldest\" or \"least_loaded\""),
+            (format!("{MIN}on_unhealthy = false\n"), "group[web].on_unhealthy", 6, "one of \"keep\" or \"destroy\""),
+            (format!("{MIN}min_reporting = \"0.5\"\n"), "group[web].min_reporting", 6, "a share from 0.0 to 1.0"),
+            (format!("{MIN}protect_tag = 7\n"), "group[web].protect_tag", 6, "a droplet tag"),
+            (MIN.replace("tag = \"web\"", "tag = [\"web\"]"), "group[web].tag", 3, "a droplet tag"),
+            (format!("{MIN}[group.metrics]\nport = \"9110\"\n"), "group[web].metrics.port", 7, "a port number from 1 to 65535"),
+            (format!("{MIN}[group.metrics]\nconcurrency = 6.4\n"), "group[web].metrics.concurrency", 7, "a whole number from 1 to 4096"),
+            (format!("{MIN}[group.metrics]\naddress = 10\n"), "group[web].metrics.address", 7, "one of \"private\""),
+            (format!("{MIN}[group.metrics]\ntimeout = 3\n"), "group[web].metrics.timeout", 7, "a duration"),
+            (format!("{MIN}[group.metrics]\nmax_body = 4000000\n"), "group[web].metrics.max_body", 7, "a size"),
+            (format!("{MIN}[group.metrics]\nextra_metrics = \"x\"\n"), "group[web].metrics.extra_metrics", 7, "a list of metric names"),
+            (format!("{MIN}{T}monitoring = \"yes\"\n"), "group[web].template.monitoring", 10, "true or false"),
+            (format!("{MIN}{T}backups = 1\n"), "group[web].template.backups", 10, "true or false"),
+            (format!("{MIN}{T}tags = \"web\"\n"), "group[web].template.tags", 10, "a list of tags"),
+            (format!("{MIN}{T}tags = [1]\n"), "group[web].template.tags[0]", 10, "a list of tags"),
+            (format!("{MIN}{T}ssh_keys = \"aa:bb\"\n"), "group[web].template.ssh_keys", 10, "a list of SSH key"),
+            (format!("{MIN}{T}user_data_file = 3\n"), "group[web].template.user_data_file", 10, "a file path"),
+            (format!("{MIN}{T}vpc_uuid = 3\n"), "group[web].template.vpc_uuid", 10, "a VPC id"),
+            (MIN.to_string() + "[group.template]\nregion = 1\nsize = \"s\"\nimage = 1\n", "group[web].template.region", 7, "a region slug"),
+            (format!("{MIN}[group.health_check]\nports = 9110\n"), "group[web].health_check.ports", 7, "a list of port numbers"),
+            (format!("{MIN}[group.health_check]\nports = [9110, \"80\"]\n"), "group[web].health_check.ports[1]", 7, "a list of port numbers"),
+            (format!("{MIN}[group.health_check]\nmax_tries = \"12\"\n"), "group[web].health_check.max_tries", 7, "a whole number from 1 to 10000"),
+            (format!("{MIN}[group.health_check]\ninterval = 10\n"), "group[web].health_check.interval", 7, "a duration"),
+            (format!("{MIN}{P}step = \"1\"\n{}", c("")), "group[web].policy[up].step", 9, "a whole number from 1 to 10000"),
+            (format!("{MIN}{P}match = true\n{}", c("")), "group[web].policy[up].match", 9, "one of \"all\" or \"any\""),
+            (format!("{MIN}{P}{}", c("").replace("threshold = 1", "threshold = \"2\"")), "group[web].policy[up].conditions[c].threshold", 9, "a number"),
+            (format!("{MIN}{P}{}", c("").replace("op = \">\"", "op = 1")), "group[web].policy[up].conditions[c].op", 9, "one of \"<\""),
+            (format!("{MIN}{P}{}", c("").replace("function = \"mean\"", "function = 50")), "group[web].policy[up].conditions[c].function", 9, "a percentile such as \"p90\""),
+            (format!("{MIN}{P}{}", c("").replace("expr = \"node_load1\"", "expr = 1")), "group[web].policy[up].conditions[c].expr", 9, "a PromQL expression"),
+            (format!("{MIN}{P}conditions = \"x\"\n"), "group[web].policy[up].conditions", 9, "a list of conditions"),
+            (format!("{MIN}[group.target]\nexpr = \"node_load1\"\nvalue = \"0.6\"\n"), "group[web].target.value", 8, "a number above 0"),
+            (format!("{MIN}[group.target]\nexpr = \"node_load1\"\nvalue = 1\ntolerance = \"x\"\n"), "group[web].target.tolerance", 9, "a share from 0.0 to below 1.0"),
+            (format!("{MIN}[group.target]\nexpr = \"node_load1\"\nvalue = 1\nstabilization_down = 300\n"), "group[web].target.stabilization_down", 9, "a duration"),
+            (format!("{MIN}[[group.hook]]\non = \"after_create\"\ncommand = \"/bin/true\"\n"), "group[web].hook[0].command", 8, "a list: the program, then its arguments"),
+            (format!("{MIN}[[group.hook]]\non = \"after_create\"\ncommand = [\"/bin/true\"]\ntimeout = 60\n"), "group[web].hook[0].timeout", 9, "a duration"),
+            (format!("{MIN}[[group.hook]]\non = 1\ncommand = [\"/bin/true\"]\n"), "group[web].hook[0].on", 7, "one of \"before_create\""),
+            (format!("api = 3\n{MIN}"), "api", 1, "a table"),
+            ("group = 3\n".to_string(), "group", 1, "[[group]]"),
+            // Out of range: the same words as a wrong type.
+            (MIN.replace("max = 3", "max = 20000"), "group[web].max", 5, "a whole number from 0 to 10000"),
+            (format!("{MIN}max_step_up = 0\n"), "group[web].max_step_up", 6, "a whole number from 1 to 10000"),
+            (format!("{MIN}[group.metrics]\nport = 70000\n"), "group[web].metrics.port", 7, "from 1 to 65535"),
+            (format!("{MIN}[group.metrics]\nconcurrency = 0\n"), "group[web].metrics.concurrency", 7, "from 1 to 4096"),
+            (format!("{MIN}[group.health_check]\nmax_tries = 0\n"), "group[web].health_check.max_tries", 7, "from 1 to 10000"),
+            (format!("{MIN}min_reporting = 2.0\n"), "group[web].min_reporting", 6, "a share from 0.0 to 1.0"),
+            // A missing key says what it takes.
+            ("[[group]]\nname = \"web\"\ntag = \"web\"\nmin = 1\n".to_string(), "group[web].max", 1, "required: expected a whole number from 0 to 10000"),
+        ];
+        for (text, key, line, words) in &cases {
+            let e = p(text).expect_err(text);
+            let shown = e.to_string();
+            assert_eq!(&e.key, key, "{text}\n{shown}");
+            assert_eq!(e.line, *line, "{text}\n{shown}");
+            assert!(e.col > 0, "{shown}");
+            assert!(
+                shown.starts_with(&format!("/etc/doscale/t.toml:{line}:{}: `{key}`: ", e.col)),
+                "{shown}"
+            );
+            assert!(shown.contains(words), "want {words:?} in {shown}");
+            for rust in [
+                "i64", "u32", "u16", "f64", "usize", "invalid type", "invalid value",
+                "expected a string", "a sequence", "struct ", "Raw", "a boolean", "field",
+            ] {
+                assert!(!shown.contains(rust), "{rust:?} in {shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_misspelt_key_gets_the_closest_name() {
+        let e = p(&format!("{MIN}cooldown_upp = \"3m\"\n")).unwrap_err();
+        assert_eq!(e.key, "group[web].cooldown_upp");
+        assert!(e.msg.contains("did you mean `cooldown_up`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_metric_names_are_warnings_pointing_at_the_name() {
+        let text = format!(
+            "{MIN}[[group.policy]]\nname = \"up\"\nscale = \"up\"\nconditions = [ {{ name = \"l\", expr = \"2 * node_lod1\", function = \"mean\", op = \">\", threshold = 1 }} ]\n[group.target]\nexpr = 'avg(node_filesystem_avail_bytes) + myapp_queue + node_load1'\nvalue = 1\n"
+        );
+        let c = p(&text).unwrap();
+        let w: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(w.len(), 3, "{w:#?}");
+        assert!(w[0].starts_with("/etc/doscale/t.toml:9:"), "{}", w[0]);
+        assert!(w[0].contains("`group[web].policy[up].conditions[l].expr`"), "{}", w[0]);
+        assert!(w[0].contains("`node_lod1`") && w[0].contains("closest is `node_load1`"), "{}", w[0]);
+        // the column is the name's, inside the expression
+        let col = text.lines().nth(8).unwrap().find("node_lod1").unwrap() + 1;
+        assert_eq!(c.warnings[0].col, col);
+        assert!(w.iter().any(|w| w.contains("`myapp_queue`")));
+        assert!(w.iter().any(|w| w.contains("`node_filesystem_avail_bytes`")));
+        // extra_metrics: exact names and prefixes
+        let text = text.replace(
+            "[[group.policy]]",
+            "[group.metrics]\nextra_metrics = [\"node_filesystem_avail_bytes\", \"myapp_*\"]\n[[group.policy]]",
+        );
+        let c = p(&text).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].msg.contains("node_lod1"));
+        let e = p(&text.replace("\"myapp_*\"", "\"9bad\"")).unwrap_err();
+        assert_eq!(e.key, "group[web].metrics.extra_metrics");
+        // The shipped example has no unknown name.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/doscale.toml");
+        assert!(load(Path::new(path)).unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn files_the_config_names_are_listed_with_their_place() {
+        let c = p(&format!("[api]\ntoken_file = \"tok\"\n{MIN}[group.template]\nregion = \"r\"\nsize = \"s\"\nimage = 1\nuser_data_file = \"ud.yaml\"\n[[group.hook]]\non = \"after_create\"\ncommand = [\"drain\", \"{{id}}\"]\n")).unwrap();
+        let f: Vec<_> = c
+            .files
+            .iter()
+            .map(|f| (f.kind, f.path.clone(), f.place.key.clone(), f.place.line))
+            .collect();
+        assert!(f.contains(&(FileKind::TokenFile, PathBuf::from("/etc/doscale/tok"), "api.token_file".into(), 2)), "{f:?}");
+        assert!(f.contains(&(FileKind::UserData, PathBuf::from("/etc/doscale/ud.yaml"), "group[web].template.user_data_file".into(), 12)), "{f:?}");
+        assert!(f.contains(&(FileKind::HookProgram, PathBuf::from("drain"), "group[web].hook.command".into(), 15)), "{f:?}");
     }
 
     #[test]

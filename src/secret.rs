@@ -216,4 +216,84 @@ mod tests {
         assert!(!format!("{s:?} {s} {s:#?}").contains("abcdef"));
         assert_eq!(s.expose(), "dop_v1_abcdef");
     }
+
+    fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    /// Reads with a guard: a read that blocks fails the test instead of hanging it.
+    fn read_guarded(path: &Path) -> Result<Secret, String> {
+        let path = path.to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(read_token_file(&path)).unwrap());
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("reading the token file blocked")
+    }
+
+    #[test]
+    fn only_small_regular_files_are_token_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let st = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(st.success());
+        let e = read_guarded(&fifo).unwrap_err();
+        assert!(e.contains("FIFO"), "{e}");
+        let e = read_guarded(dir.path()).unwrap_err();
+        assert!(e.contains("directory"), "{e}");
+        let e = read_guarded(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.contains("device"), "{e}");
+        let e = read_guarded(&dir.path().join("absent")).unwrap_err();
+        assert!(e.contains("No such file"), "{e}");
+        // A symbolic link to a FIFO is looked at where it points.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&fifo, &link).unwrap();
+        assert!(read_guarded(&link).unwrap_err().contains("FIFO"));
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'a'; TOKEN_FILE_MAX as usize + 1]).unwrap();
+        let e = read_guarded(&big).unwrap_err();
+        assert!(e.contains("larger than 4096 bytes"), "{e}");
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, " \n").unwrap();
+        assert!(read_guarded(&empty).unwrap_err().contains("empty"));
+        let two = dir.path().join("two");
+        std::fs::write(&two, "dop_v1_secretpart\nsecondline\n").unwrap();
+        let e = read_guarded(&two).unwrap_err();
+        assert!(e.contains("more than the token") && !e.contains("secret"), "{e}");
+        let good = dir.path().join("good");
+        std::fs::write(&good, "  dop_v1_secretpart\n").unwrap();
+        assert_eq!(read_guarded(&good).unwrap().expose(), "dop_v1_secretpart");
+    }
+
+    #[test]
+    fn sources_in_order_and_the_reason_of_a_broken_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let creds = dir.path().join("creds");
+        std::fs::create_dir(&creds).unwrap();
+        std::fs::write(creds.join(CREDENTIAL), "from-credential").unwrap();
+        let got = |l: TokenLookup| l.token.map(|(t, _)| t.expose().to_string());
+        let both = &[("DIGITALOCEAN_TOKEN", "a"), ("DIGITALOCEAN_ACCESS_TOKEN", "b")];
+        assert_eq!(got(lookup_token(&env(both), Some(&file), Some(&creds))).as_deref(), Some("a"));
+        let access = &[("DIGITALOCEAN_TOKEN", " "), ("DIGITALOCEAN_ACCESS_TOKEN", "b")];
+        assert_eq!(got(lookup_token(&env(access), Some(&file), Some(&creds))).as_deref(), Some("b"));
+        assert_eq!(got(lookup_token(&env(&[]), Some(&file), Some(&creds))).as_deref(), Some("from-file"));
+        assert_eq!(got(lookup_token(&env(&[]), None, Some(&creds))).as_deref(), Some("from-credential"));
+        // A configured token_file that is missing: named with the OS's reason.
+        let missing = dir.path().join("nope-token");
+        let l = lookup_token(&env(&[]), Some(&missing), None);
+        assert!(l.token.is_none());
+        let shown = l.problems[0].to_string();
+        assert!(
+            shown.contains("token_file is set but") && shown.contains("nope-token") && shown.contains("No such file"),
+            "{shown}"
+        );
+        // ... and the credential still serves, with the problem kept for a warning.
+        let l = lookup_token(&env(&[]), Some(&missing), Some(&creds));
+        assert_eq!(l.problems.len(), 1);
+        assert_eq!(got(l).as_deref(), Some("from-credential"));
+        // A credentials directory without ours: no token, no problem.
+        let l = lookup_token(&env(&[]), None, Some(dir.path()));
+        assert!(l.token.is_none() && l.problems.is_empty());
+    }
 }
