@@ -517,7 +517,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         Some(s) => {
             cx.non_empty(s, "api.token_file")?;
             let path = rel(s.get_ref());
-            cx.named(FileKind::TokenFile, path.clone(), s.span(), "api.token_file");
+            cx.named(
+                FileKind::TokenFile,
+                path.clone(),
+                s.span(),
+                "api.token_file",
+            );
             Some(path)
         }
         None => None,
@@ -694,7 +699,9 @@ impl Cx<'_> {
     /// Records a file the configuration names, for `check`.
     fn named(&self, kind: FileKind, path: PathBuf, span: Range<usize>, key: &str) {
         let place = self.at(span, key, "");
-        self.files.borrow_mut().push(NamedFile { kind, path, place });
+        self.files
+            .borrow_mut()
+            .push(NamedFile { kind, path, place });
     }
 
     /// An expression whose metric names are checked against what do-agent serves and the
@@ -858,10 +865,12 @@ impl Cx<'_> {
                     for n in list {
                         let name = n.get_ref();
                         let body = name.strip_suffix('*').unwrap_or(name);
-                        let valid = body
-                            .chars()
-                            .enumerate()
-                            .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()));
+                        let valid = body.chars().enumerate().all(|(i, c)| {
+                            c.is_ascii_alphabetic()
+                                || c == '_'
+                                || c == ':'
+                                || (i > 0 && c.is_ascii_digit())
+                        });
                         if !valid || (body.is_empty() && name != "*") {
                             return Err(self.at(n.span(), &k("metrics.extra_metrics"), format!(
                                 "{name:?} is not a metric name: expected letters, digits, _ and :, not starting with a digit, optionally ending in * (a prefix), e.g. \"node_filesystem_avail_bytes\" or \"myapp_*\""
@@ -1396,7 +1405,9 @@ mod tests {
     fn wrong_types_name_the_key_in_the_operators_words() {
         const T: &str = "[group.template]\nregion = \"r\"\nsize = \"s\"\nimage = 1\n";
         const P: &str = "[[group.policy]]\nname = \"up\"\nscale = \"up\"\n";
-        let c = |extra: &str| format!("conditions = [ {{ name = \"c\", expr = \"node_load1\", function = \"mean\", op = \">\", threshold = 1{extra} }} ]\n");
+        let c = |extra: &str| {
+            format!("conditions = [ {{ name = \"c\", expr = \"node_load1\", function = \"mean\", op = \">\", threshold = 1{extra} }} ]\n")
+        };
         // (file text, key, line, words that must be in the message)
         let cases: Vec<(String, &str, usize, &str)> = vec![
             (format!("{MIN}max = 3\n").replace("max = 3\nmax = 3", "max = \"20\""), "group[web].max", 5, "a whole number from 0 to 10000"),
@@ -1470,8 +1481,19 @@ mod tests {
             );
             assert!(shown.contains(words), "want {words:?} in {shown}");
             for rust in [
-                "i64", "u32", "u16", "f64", "usize", "invalid type", "invalid value",
-                "expected a string", "a sequence", "struct ", "Raw", "a boolean", "field",
+                "i64",
+                "u32",
+                "u16",
+                "f64",
+                "usize",
+                "invalid type",
+                "invalid value",
+                "expected a string",
+                "a sequence",
+                "struct ",
+                "Raw",
+                "a boolean",
+                "field",
             ] {
                 assert!(!shown.contains(rust), "{rust:?} in {shown}");
             }
@@ -1494,13 +1516,23 @@ mod tests {
         let w: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
         assert_eq!(w.len(), 3, "{w:#?}");
         assert!(w[0].starts_with("/etc/doscale/t.toml:9:"), "{}", w[0]);
-        assert!(w[0].contains("`group[web].policy[up].conditions[l].expr`"), "{}", w[0]);
-        assert!(w[0].contains("`node_lod1`") && w[0].contains("closest is `node_load1`"), "{}", w[0]);
+        assert!(
+            w[0].contains("`group[web].policy[up].conditions[l].expr`"),
+            "{}",
+            w[0]
+        );
+        assert!(
+            w[0].contains("`node_lod1`") && w[0].contains("closest is `node_load1`"),
+            "{}",
+            w[0]
+        );
         // the column is the name's, inside the expression
         let col = text.lines().nth(8).unwrap().find("node_lod1").unwrap() + 1;
         assert_eq!(c.warnings[0].col, col);
         assert!(w.iter().any(|w| w.contains("`myapp_queue`")));
-        assert!(w.iter().any(|w| w.contains("`node_filesystem_avail_bytes`")));
+        assert!(w
+            .iter()
+            .any(|w| w.contains("`node_filesystem_avail_bytes`")));
         // extra_metrics: exact names and prefixes
         let text = text.replace(
             "[[group.policy]]",
@@ -1524,9 +1556,33 @@ mod tests {
             .iter()
             .map(|f| (f.kind, f.path.clone(), f.place.key.clone(), f.place.line))
             .collect();
-        assert!(f.contains(&(FileKind::TokenFile, PathBuf::from("/etc/doscale/tok"), "api.token_file".into(), 2)), "{f:?}");
-        assert!(f.contains(&(FileKind::UserData, PathBuf::from("/etc/doscale/ud.yaml"), "group[web].template.user_data_file".into(), 12)), "{f:?}");
-        assert!(f.contains(&(FileKind::HookProgram, PathBuf::from("drain"), "group[web].hook.command".into(), 15)), "{f:?}");
+        assert!(
+            f.contains(&(
+                FileKind::TokenFile,
+                PathBuf::from("/etc/doscale/tok"),
+                "api.token_file".into(),
+                2
+            )),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&(
+                FileKind::UserData,
+                PathBuf::from("/etc/doscale/ud.yaml"),
+                "group[web].template.user_data_file".into(),
+                12
+            )),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&(
+                FileKind::HookProgram,
+                PathBuf::from("drain"),
+                "group[web].hook.command".into(),
+                15
+            )),
+            "{f:?}"
+        );
     }
 
     #[test]
@@ -1537,4 +1593,3 @@ mod tests {
         assert!(parse_duration("soon").is_err());
     }
 }
-

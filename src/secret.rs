@@ -110,7 +110,9 @@ pub fn read_token_file(path: &Path) -> Result<Secret, String> {
         return Err("empty: put the DigitalOcean API token in it".into());
     }
     if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("more than the token (several words or lines): put the token alone in it".into());
+        return Err(
+            "more than the token (several words or lines): put the token alone in it".into(),
+        );
     }
     Ok(Secret::new(token.to_string()))
 }
@@ -218,7 +220,11 @@ mod tests {
     }
 
     fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     /// Reads with a guard: a read that blocks fails the test instead of hanging it.
@@ -234,7 +240,10 @@ mod tests {
     fn only_small_regular_files_are_token_files() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        let st = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        let st = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
         assert!(st.success());
         let e = read_guarded(&fifo).unwrap_err();
         assert!(e.contains("FIFO"), "{e}");
@@ -258,7 +267,10 @@ mod tests {
         let two = dir.path().join("two");
         std::fs::write(&two, "dop_v1_secretpart\nsecondline\n").unwrap();
         let e = read_guarded(&two).unwrap_err();
-        assert!(e.contains("more than the token") && !e.contains("secret"), "{e}");
+        assert!(
+            e.contains("more than the token") && !e.contains("secret"),
+            "{e}"
+        );
         let good = dir.path().join("good");
         std::fs::write(&good, "  dop_v1_secretpart\n").unwrap();
         assert_eq!(read_guarded(&good).unwrap().expose(), "dop_v1_secretpart");
@@ -273,19 +285,39 @@ mod tests {
         std::fs::create_dir(&creds).unwrap();
         std::fs::write(creds.join(CREDENTIAL), "from-credential").unwrap();
         let got = |l: TokenLookup| l.token.map(|(t, _)| t.expose().to_string());
-        let both = &[("DIGITALOCEAN_TOKEN", "a"), ("DIGITALOCEAN_ACCESS_TOKEN", "b")];
-        assert_eq!(got(lookup_token(&env(both), Some(&file), Some(&creds))).as_deref(), Some("a"));
-        let access = &[("DIGITALOCEAN_TOKEN", " "), ("DIGITALOCEAN_ACCESS_TOKEN", "b")];
-        assert_eq!(got(lookup_token(&env(access), Some(&file), Some(&creds))).as_deref(), Some("b"));
-        assert_eq!(got(lookup_token(&env(&[]), Some(&file), Some(&creds))).as_deref(), Some("from-file"));
-        assert_eq!(got(lookup_token(&env(&[]), None, Some(&creds))).as_deref(), Some("from-credential"));
+        let both = &[
+            ("DIGITALOCEAN_TOKEN", "a"),
+            ("DIGITALOCEAN_ACCESS_TOKEN", "b"),
+        ];
+        assert_eq!(
+            got(lookup_token(&env(both), Some(&file), Some(&creds))).as_deref(),
+            Some("a")
+        );
+        let access = &[
+            ("DIGITALOCEAN_TOKEN", " "),
+            ("DIGITALOCEAN_ACCESS_TOKEN", "b"),
+        ];
+        assert_eq!(
+            got(lookup_token(&env(access), Some(&file), Some(&creds))).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            got(lookup_token(&env(&[]), Some(&file), Some(&creds))).as_deref(),
+            Some("from-file")
+        );
+        assert_eq!(
+            got(lookup_token(&env(&[]), None, Some(&creds))).as_deref(),
+            Some("from-credential")
+        );
         // A configured token_file that is missing: named with the OS's reason.
         let missing = dir.path().join("nope-token");
         let l = lookup_token(&env(&[]), Some(&missing), None);
         assert!(l.token.is_none());
         let shown = l.problems[0].to_string();
         assert!(
-            shown.contains("token_file is set but") && shown.contains("nope-token") && shown.contains("No such file"),
+            shown.contains("token_file is set but")
+                && shown.contains("nope-token")
+                && shown.contains("No such file"),
             "{shown}"
         );
         // ... and the credential still serves, with the problem kept for a warning.

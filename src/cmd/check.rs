@@ -114,19 +114,15 @@ fn check_file(f: &NamedFile, strict: bool, found: &mut Findings) {
                 )));
             }
         }
-        FileKind::UserData => {
-            match crate::secret::read_regular_file(&f.path, USER_DATA_MAX) {
-                Err(reason) => found.errors.push(place(format!(
-                    "{path}: {reason}: droplets of this group could not be created"
-                ))),
-                Ok((bytes, _)) if std::str::from_utf8(&bytes).is_err() => {
-                    found.errors.push(place(format!(
-                        "{path} is not UTF-8 text: DigitalOcean takes user data as text"
-                    )))
-                }
-                Ok(_) => {}
-            }
-        }
+        FileKind::UserData => match crate::secret::read_regular_file(&f.path, USER_DATA_MAX) {
+            Err(reason) => found.errors.push(place(format!(
+                "{path}: {reason}: droplets of this group could not be created"
+            ))),
+            Ok((bytes, _)) if std::str::from_utf8(&bytes).is_err() => found.errors.push(place(
+                format!("{path} is not UTF-8 text: DigitalOcean takes user data as text"),
+            )),
+            Ok(_) => {}
+        },
         FileKind::HookProgram => {
             if let Some(msg) = hook_program_problem(&f.path) {
                 found.errors.push(place(msg));

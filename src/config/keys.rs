@@ -106,8 +106,8 @@ pub(super) fn expected(schema: &str) -> Option<&'static str> {
 fn plain_kind(serde_expected: &str) -> String {
     let e = serde_expected.trim();
     match e {
-        "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128"
-        | "isize" | "usize" => "a whole number".into(),
+        "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128" | "isize"
+        | "usize" => "a whole number".into(),
         "f32" | "f64" => "a number".into(),
         "a string" | "a borrowed string" | "a character" => "text in quotes".into(),
         "a boolean" => "true or false (without quotes)".into(),
@@ -209,7 +209,10 @@ pub(super) fn translate(
         .strip_prefix("invalid type: ")
         .or_else(|| msg.strip_prefix("invalid value: "))
     {
-        let serde_expected = rest.rsplit_once(", expected ").map(|(_, x)| x).unwrap_or("");
+        let serde_expected = rest
+            .rsplit_once(", expected ")
+            .map(|(_, x)| x)
+            .unwrap_or("");
         let want = expected(&schema)
             .map(str::to_string)
             .unwrap_or_else(|| plain_kind(serde_expected));
@@ -241,11 +244,7 @@ pub(super) fn translate(
             format!("{schema}.{field}")
         };
         let want = expected(&schema).unwrap_or("a value");
-        return at(
-            span,
-            &key,
-            format!("this key is required: expected {want}"),
-        );
+        return at(span, &key, format!("this key is required: expected {want}"));
     }
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let field = rest.split('`').next().unwrap_or_default();
@@ -265,11 +264,7 @@ pub(super) fn translate(
         } else {
             format!(": expected one of {}", known.join(", "))
         };
-        return at(
-            span,
-            &key,
-            format!("unknown key `{field}`{closest}{list}"),
-        );
+        return at(span, &key, format!("unknown key `{field}`{closest}{list}"));
     }
     // A parse error of the TOML itself, or one without a path: name the key on its line.
     let key = if key.is_empty() {

@@ -205,7 +205,10 @@ mod tests {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();
-            for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+            for line in text
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            {
                 let series = line.rsplit_once(' ').unwrap().0;
                 let (name, _) = crate::series::parse(series).unwrap();
                 out.entry(name.to_string())
@@ -227,14 +230,20 @@ mod tests {
         for name in DO_AGENT {
             assert!(fams.contains_key(*name), "{name} is on no do-agent page");
         }
-        assert!(DO_AGENT.windows(2).all(|w| w[0] < w[1]), "DO_AGENT is not sorted");
+        assert!(
+            DO_AGENT.windows(2).all(|w| w[0] < w[1]),
+            "DO_AGENT is not sorted"
+        );
     }
 
     #[test]
     fn closest_names_the_likely_meant_family() {
         assert_eq!(closest("node_lod1"), "node_load1");
         assert_eq!(closest("node_load_1"), "node_load1");
-        assert_eq!(closest("node_memory_MemAvailable"), "node_memory_MemAvailable_bytes");
+        assert_eq!(
+            closest("node_memory_MemAvailable"),
+            "node_memory_MemAvailable_bytes"
+        );
         assert_eq!(closest("node_cpu_seconds"), "node_cpu_seconds_total");
         assert!(!is_do_agent("node_lod1"));
         assert!(is_do_agent("node_load15"));

@@ -27,10 +27,28 @@ fn check_opens_user_data_and_finds_hook_programs() {
     let p = write(dir.path(), "c.toml", &cfg);
     let r = run(&["--config", &p, "check"]);
     assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stderr.contains("c.toml:10:18: `group[w].template.user_data_file`"), "{}", r.stderr);
-    assert!(r.stderr.contains("missing.yaml: No such file or directory"), "{}", r.stderr);
-    assert!(r.stderr.contains("/nonexistent/drain: No such file"), "{}", r.stderr);
-    assert!(r.stderr.contains("`no-such-program-doscale` is not found on PATH"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("c.toml:10:18: `group[w].template.user_data_file`"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("missing.yaml: No such file or directory"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("/nonexistent/drain: No such file"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("`no-such-program-doscale` is not found on PATH"),
+        "{}",
+        r.stderr
+    );
     assert!(!r.stderr.contains("`true`"), "{}", r.stderr);
     // Once the file is there, check passes.
     write(dir.path(), "missing.yaml", "#cloud-config\n");
@@ -45,7 +63,11 @@ fn check_opens_user_data_and_finds_hook_programs() {
     // A FIFO as user data is refused at once, not waited on.
     let fifo = dir.path().join("missing.yaml");
     std::fs::remove_file(&fifo).unwrap();
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let r = run(&["--config", &p, "check"]);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.stderr.contains("FIFO"), "{}", r.stderr);
@@ -63,18 +85,32 @@ fn a_misspelt_metric_warns_and_fails_with_strict() {
     let r = run_env(&["--config", &p, "check"], &env);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stderr.contains("c.toml:9:"), "{}", r.stderr);
-    assert!(r.stderr.contains("`node_lod1`") && r.stderr.contains("`node_load1`"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`node_lod1`") && r.stderr.contains("`node_load1`"),
+        "{}",
+        r.stderr
+    );
     let r = run_env(&["--config", &p, "check", "--strict"], &env);
     assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stderr.contains("node_lod1") && r.stderr.contains("--strict"), "{}", r.stderr);
-    let r = run_env(&["--config", &p, "--output", "json", "check", "--strict"], &env);
+    assert!(
+        r.stderr.contains("node_lod1") && r.stderr.contains("--strict"),
+        "{}",
+        r.stderr
+    );
+    let r = run_env(
+        &["--config", &p, "--output", "json", "check", "--strict"],
+        &env,
+    );
     assert_eq!(r.code, 2);
     assert_eq!(r.json()["ok"], false);
     // Listed as an extra metric of the group: accepted.
     let p = write(
         dir.path(),
         "c.toml",
-        &cfg.replace("[[group.policy]]", "[group.metrics]\nextra_metrics = [\"node_lod1\"]\n[[group.policy]]"),
+        &cfg.replace(
+            "[[group.policy]]",
+            "[group.metrics]\nextra_metrics = [\"node_lod1\"]\n[[group.policy]]",
+        ),
     );
     let r = run_env(&["--config", &p, "check", "--strict"], &env);
     assert_eq!(r.code, 0, "{}", r.all());
@@ -84,8 +120,15 @@ fn a_misspelt_metric_warns_and_fails_with_strict() {
 fn a_broken_token_file_is_named_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo-token");
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-    for (file, reason) in [("nope-token", "No such file or directory"), ("fifo-token", "FIFO")] {
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for (file, reason) in [
+        ("nope-token", "No such file or directory"),
+        ("fifo-token", "FIFO"),
+    ] {
         let cfg = format!(
             "state_file = \"{}/s.json\"\n[api]\nurl = \"http://127.0.0.1:9\"\ntoken_file = \"{file}\"\n{GROUP}",
             dir.path().display()
@@ -95,16 +138,30 @@ fn a_broken_token_file_is_named_with_its_reason() {
         let r = run(&["--config", &p, "scrape"]);
         assert_eq!(r.code, 2, "{}", r.all());
         assert!(
-            r.stderr.contains(&format!("token_file is set but {} cannot be used", path.display()))
-                && r.stderr.contains(reason),
+            r.stderr.contains(&format!(
+                "token_file is set but {} cannot be used",
+                path.display()
+            )) && r.stderr.contains(reason),
             "{}",
             r.stderr
         );
-        assert!(!r.stderr.contains("no DigitalOcean API token: set"), "{}", r.stderr);
+        assert!(
+            !r.stderr.contains("no DigitalOcean API token: set"),
+            "{}",
+            r.stderr
+        );
         let r = run(&["--config", &p, "check"]);
         assert_eq!(r.code, 0, "{}", r.all());
-        assert!(r.stderr.contains("c.toml:4:14: `api.token_file`") && r.stderr.contains(reason), "{}", r.stderr);
-        assert!(!r.stderr.contains("no API token source is set"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains("c.toml:4:14: `api.token_file`") && r.stderr.contains(reason),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("no API token source is set"),
+            "{}",
+            r.stderr
+        );
         let r = run(&["--config", &p, "check", "--strict"]);
         assert_eq!(r.code, 2, "{}", r.all());
         assert!(r.wall < std::time::Duration::from_secs(10));
@@ -116,9 +173,16 @@ fn doctl_s_variable_is_a_token_source() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = format!("[api]\nurl = \"http://127.0.0.1:9\"\n{GROUP}");
     let p = write(dir.path(), "c.toml", &cfg);
-    let r = run_env(&["--config", &p, "-v", "check"], &[("DIGITALOCEAN_ACCESS_TOKEN", "dop_v1_doctl")]);
+    let r = run_env(
+        &["--config", &p, "-v", "check"],
+        &[("DIGITALOCEAN_ACCESS_TOKEN", "dop_v1_doctl")],
+    );
     assert_eq!(r.code, 0, "{}", r.all());
-    assert!(r.stderr.contains("$DIGITALOCEAN_ACCESS_TOKEN"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("$DIGITALOCEAN_ACCESS_TOKEN"),
+        "{}",
+        r.stderr
+    );
     assert!(!r.stderr.contains("no API token source"), "{}", r.stderr);
     assert!(!r.all().contains("dop_v1_doctl"));
 }
@@ -126,18 +190,29 @@ fn doctl_s_variable_is_a_token_source() {
 #[test]
 fn wrong_types_in_the_file_name_the_key_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "c.toml", &GROUP.replace("max = 2", "max = \"20\""));
+    let p = write(
+        dir.path(),
+        "c.toml",
+        &GROUP.replace("max = 2", "max = \"20\""),
+    );
     let r = run(&["--config", &p, "check"]);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
-        r.stderr.contains("c.toml:5:7: `group[w].max`: expected a whole number from 0 to 10000, got \"20\""),
+        r.stderr.contains(
+            "c.toml:5:7: `group[w].max`: expected a whole number from 0 to 10000, got \"20\""
+        ),
         "{}",
         r.stderr
     );
     let p = write(dir.path(), "c.toml", &format!("{GROUP}warmup = 300\n"));
     let r = run(&["--config", &p, "check"]);
     assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stderr.contains("`group[w].warmup`: expected a duration such as \"5m\""), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("`group[w].warmup`: expected a duration such as \"5m\""),
+        "{}",
+        r.stderr
+    );
     assert!(!r.stderr.contains("expected a string"), "{}", r.stderr);
 }
 
@@ -152,7 +227,9 @@ fn the_shipped_config_names_only_files_the_package_installs() {
         .unwrap()
         .parse()
         .unwrap();
-    let assets = manifest["package"]["metadata"]["deb"]["assets"].as_array().unwrap();
+    let assets = manifest["package"]["metadata"]["deb"]["assets"]
+        .as_array()
+        .unwrap();
     // Installed path (absolute) per source file.
     let installed: Vec<(String, String)> = assets
         .iter()
@@ -160,11 +237,19 @@ fn the_shipped_config_names_only_files_the_package_installs() {
             let a = a.as_array().unwrap();
             let (src, dest) = (a[0].as_str().unwrap(), a[1].as_str().unwrap());
             let name = Path::new(src).file_name().unwrap().to_str().unwrap();
-            let dest = if dest.ends_with('/') { format!("/{dest}{name}") } else { format!("/{dest}") };
+            let dest = if dest.ends_with('/') {
+                format!("/{dest}{name}")
+            } else {
+                format!("/{dest}")
+            };
             (src.to_string(), dest)
         })
         .collect();
-    let config_at = &installed.iter().find(|(s, _)| s == "config/doscale.toml").unwrap().1;
+    let config_at = &installed
+        .iter()
+        .find(|(s, _)| s == "config/doscale.toml")
+        .unwrap()
+        .1;
     assert_eq!(config_at, "/etc/doscale/doscale.toml");
     let text = std::fs::read_to_string(root.join("config/doscale.toml")).unwrap();
     let config = doscale::config::parse(Path::new(config_at), &text).unwrap();
@@ -186,8 +271,12 @@ fn the_shipped_config_names_only_files_the_package_installs() {
         }
     }
     let ops = std::fs::read_to_string(root.join("docs/operations.md")).unwrap();
-    let service = std::fs::read_to_string(root.join("contrib/systemd-timer/doscale.service")).unwrap();
-    assert!(named.iter().any(|(k, _)| k.ends_with("user_data_file")), "{named:?}");
+    let service =
+        std::fs::read_to_string(root.join("contrib/systemd-timer/doscale.service")).unwrap();
+    assert!(
+        named.iter().any(|(k, _)| k.ends_with("user_data_file")),
+        "{named:?}"
+    );
     for (key, path) in &named {
         assert!(path.starts_with('/'), "{key} = {path}: not resolved");
         let by_asset = installed.iter().any(|(_, dest)| dest == path);
@@ -203,13 +292,23 @@ fn the_shipped_config_names_only_files_the_package_installs() {
         );
         // What the package installs in /etc is a conffile: edits survive upgrades.
         if by_asset && path.starts_with("/etc/") {
-            let conf = manifest["package"]["metadata"]["deb"]["conf-files"].as_array().unwrap();
-            assert!(conf.iter().any(|c| c.as_str() == Some(path.as_str())), "{path} is not a conf-file");
+            let conf = manifest["package"]["metadata"]["deb"]["conf-files"]
+                .as_array()
+                .unwrap();
+            assert!(
+                conf.iter().any(|c| c.as_str() == Some(path.as_str())),
+                "{path} is not a conf-file"
+            );
         }
     }
     // And the shipped configuration passes check where it lies (its user data beside it).
     let r = run_env(
-        &["--config", root.join("config/doscale.toml").to_str().unwrap(), "check", "--strict"],
+        &[
+            "--config",
+            root.join("config/doscale.toml").to_str().unwrap(),
+            "check",
+            "--strict",
+        ],
         &[("DIGITALOCEAN_TOKEN", "x")],
     );
     assert_eq!(r.code, 0, "{}", r.all());
