@@ -133,7 +133,7 @@ shellcheck -s sh "$WORK/agent/pre.sh"
 echo "override.conf: verify clean, ExecStartPre= shell clean"
 
 step "cloud-init user data"
-python3 - "$ROOT/contrib/cloud-init/do-agent-listen.yaml" "$DROPIN" <<'EOF'
+python3 - "$ROOT/config/do-agent-listen.yaml" "$DROPIN" <<'EOF'
 import sys, yaml
 path, dropin = sys.argv[1:3]
 text = open(path).read()

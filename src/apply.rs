@@ -137,13 +137,18 @@ pub fn create_requests(
         ));
     };
     let user_data = match &t.user_data_file {
-        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
-            format!(
-                "group {}: reading user_data_file {}: {e}",
-                group.name,
-                p.display()
-            )
-        })?),
+        // A regular file of at most 64 KiB (what DigitalOcean takes), never a FIFO to wait on.
+        Some(p) => Some(
+            crate::secret::read_regular_file(p, crate::cmd::check::USER_DATA_MAX)
+                .and_then(|(b, _)| String::from_utf8(b).map_err(|_| "not UTF-8 text".into()))
+                .map_err(|e| {
+                    format!(
+                        "group {}: reading user_data_file {}: {e}",
+                        group.name,
+                        p.display()
+                    )
+                })?,
+        ),
         None => None,
     };
     Ok(names
@@ -952,6 +957,7 @@ pub fn run_hook(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .env_remove("DIGITALOCEAN_TOKEN")
+        .env_remove("DIGITALOCEAN_ACCESS_TOKEN")
         .spawn()
         .map_err(|e| format!("hook {program}: cannot start: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {

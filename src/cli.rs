@@ -71,8 +71,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve a simulated DigitalOcean API and fleet on loopback (tests, demos, benchmarks).
     Sim(SimArgs),
-    /// Validate the configuration without touching the network.
-    Check,
+    /// Validate the configuration without touching the network: its keys, expressions and
+    /// metric names, and every file it names.
+    Check(CheckArgs),
     /// Show per group the size, bounds, last actions, cooldowns and pending droplets.
     Status,
     /// Convert do-scaler scaler files (conf.d/*.cfg) into one doscale TOML configuration on
@@ -155,6 +156,16 @@ pub struct SimArgs {
     /// beside it; the folder is created).
     #[arg(long, value_name = "PATH")]
     pub config_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Treat the warnings about the configuration as errors (exit 2): metric names do-agent
+    /// does not serve and that `extra_metrics` does not list, a token source that is set but
+    /// cannot be read. Use it on the host that runs doscale; a missing token source stays a
+    /// warning (the service gets its token as a systemd credential).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

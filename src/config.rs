@@ -15,6 +15,8 @@ use crate::error::ConfigError;
 use crate::expr::Expr;
 use crate::secret::Secret;
 
+mod keys;
+
 pub const DEFAULT_PATH: &str = "/etc/doscale/doscale.toml";
 
 // ---------------------------------------------------------------------------------------
@@ -77,6 +79,7 @@ struct RawMetrics {
     timeout: Option<Spanned<String>>,
     concurrency: Option<Spanned<i64>>,
     max_body: Option<Spanned<String>>,
+    extra_metrics: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,7 +90,7 @@ struct RawTemplate {
     size: Spanned<String>,
     image: Spanned<toml::Value>,
     #[serde(default)]
-    ssh_keys: Vec<toml::Value>,
+    ssh_keys: Vec<Spanned<toml::Value>>,
     vpc_uuid: Option<String>,
     user_data_file: Option<Spanned<String>>,
     tags: Option<Spanned<Vec<String>>>,
@@ -157,6 +160,33 @@ pub struct Config {
     pub max_scrape_age: Duration,
     pub api: ApiConfig,
     pub groups: Vec<Group>,
+    /// What `check` reports without refusing the file: metric names the group's source is
+    /// not known to serve. Other commands ignore them.
+    pub warnings: Vec<ConfigError>,
+    /// Every file the configuration names that must be there when doscale acts, with the
+    /// place that names it: `check` opens each one.
+    pub files: Vec<NamedFile>,
+}
+
+/// A file the configuration names, and where.
+#[derive(Debug, Clone)]
+pub struct NamedFile {
+    pub kind: FileKind,
+    /// As written for hook programs (a bare name is looked up on `PATH`), resolved against the
+    /// configuration's directory otherwise.
+    pub path: PathBuf,
+    /// The file, line, column and key that name it (`msg` empty).
+    pub place: ConfigError,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// `[api] token_file`: read by every command that calls the API.
+    TokenFile,
+    /// `[group.template] user_data_file`: read when droplets are created.
+    UserData,
+    /// The program of a `[[group.hook]]` command.
+    HookProgram,
 }
 
 #[derive(Debug, Clone)]
@@ -214,6 +244,10 @@ pub struct Metrics {
     pub concurrency: usize,
     /// A body larger than this is refused (per droplet error).
     pub max_body: usize,
+    /// Metric names this group's endpoint serves besides do-agent's (node_exporter, an
+    /// exporter of one's own); a trailing `*` matches any name with that prefix. Only
+    /// `check` reads it.
+    pub extra_metrics: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -438,8 +472,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         file: path.display().to_string(),
         text,
         parsed: Default::default(),
+        warnings: Default::default(),
+        files: Default::default(),
     };
-    let raw: RawConfig = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;
+    let raw: RawConfig = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+        .map_err(|e| keys::translate(&e, text, &|span, key, msg| cx.at(span, key, msg)))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let rel = |p: &str| -> PathBuf {
         let p = PathBuf::from(p);
@@ -476,9 +513,23 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         }
         None => "https://api.digitalocean.com".to_string(),
     };
+    let token_file = match &raw.api.token_file {
+        Some(s) => {
+            cx.non_empty(s, "api.token_file")?;
+            let path = rel(s.get_ref());
+            cx.named(
+                FileKind::TokenFile,
+                path.clone(),
+                s.span(),
+                "api.token_file",
+            );
+            Some(path)
+        }
+        None => None,
+    };
     let api = ApiConfig {
         url,
-        token_file: raw.api.token_file.as_ref().map(|s| rel(s.get_ref())),
+        token_file,
         timeout: cx.duration_or(&raw.api.timeout, "api.timeout", "30s")?,
     };
 
@@ -523,6 +574,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         max_scrape_age,
         api,
         groups,
+        warnings: cx.warnings.take(),
+        files: cx.files.take(),
     })
 }
 
@@ -559,6 +612,10 @@ struct Cx<'a> {
     /// Expressions parsed so far, by text: policies often repeat one (do-scaler's up and
     /// down policies both read the load averages), and every command parses the file.
     parsed: std::cell::RefCell<std::collections::HashMap<String, Expr>>,
+    /// Collected for `Config::warnings`.
+    warnings: std::cell::RefCell<Vec<ConfigError>>,
+    /// Collected for `Config::files`.
+    files: std::cell::RefCell<Vec<NamedFile>>,
 }
 
 impl Cx<'_> {
@@ -578,25 +635,6 @@ impl Cx<'_> {
             col,
             key: key.into(),
             msg: msg.into(),
-        }
-    }
-
-    fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
-        let (line, col) = e.span().map(|s| self.line_col(s.start)).unwrap_or((0, 0));
-        let msg = e.message().trim().to_string();
-        // serde names the offending key in backticks: "unknown field `x`, expected one of ..."
-        let key = msg
-            .split('`')
-            .nth(1)
-            .filter(|_| msg.contains("field"))
-            .unwrap_or_default()
-            .to_string();
-        ConfigError {
-            file: self.file.clone(),
-            line,
-            col,
-            key,
-            msg,
         }
     }
 
@@ -656,6 +694,43 @@ impl Cx<'_> {
             .borrow_mut()
             .insert(s.get_ref().clone(), parsed.clone());
         Ok(parsed)
+    }
+
+    /// Records a file the configuration names, for `check`.
+    fn named(&self, kind: FileKind, path: PathBuf, span: Range<usize>, key: &str) {
+        let place = self.at(span, key, "");
+        self.files
+            .borrow_mut()
+            .push(NamedFile { kind, path, place });
+    }
+
+    /// An expression whose metric names are checked against what do-agent serves and the
+    /// group's `extra_metrics`: an unknown one is a warning (for `check`) that points at the
+    /// name and gives the closest do-agent name.
+    fn metric_expr(
+        &self,
+        s: &Spanned<String>,
+        key: &str,
+        extra: &[String],
+    ) -> Result<Expr, ConfigError> {
+        let e = self.expr(s, key)?;
+        for name in e.metric_names() {
+            if crate::expr::families::is_do_agent(name)
+                || extra.iter().any(|x| match x.strip_suffix('*') {
+                    Some(prefix) => name.starts_with(prefix),
+                    None => x == name,
+                })
+            {
+                continue;
+            }
+            let offset = name_offset(s.get_ref(), name).unwrap_or(0);
+            let at = s.span().start + 1 + offset;
+            self.warnings.borrow_mut().push(self.at(at..at, key, format!(
+                "metric `{name}` is not one do-agent serves (the closest is `{}`): a misspelt name matches nothing and the condition never holds; if this group's metrics endpoint does serve it (node_exporter, an exporter of your own), list it in [group.metrics] extra_metrics",
+                crate::expr::families::closest(name)
+            )));
+        }
+        Ok(e)
     }
 
     fn function(&self, s: &Spanned<String>, key: &str) -> Result<Function, ConfigError> {
@@ -783,6 +858,29 @@ impl Cx<'_> {
                     .map_err(|e| self.at(s.span(), &k("metrics.max_body"), e))?,
                 None => 4 * 1024 * 1024,
             },
+            extra_metrics: match &m.extra_metrics {
+                None => Vec::new(),
+                Some(list) => {
+                    let mut out = Vec::new();
+                    for n in list {
+                        let name = n.get_ref();
+                        let body = name.strip_suffix('*').unwrap_or(name);
+                        let valid = body.chars().enumerate().all(|(i, c)| {
+                            c.is_ascii_alphabetic()
+                                || c == '_'
+                                || c == ':'
+                                || (i > 0 && c.is_ascii_digit())
+                        });
+                        if !valid || (body.is_empty() && name != "*") {
+                            return Err(self.at(n.span(), &k("metrics.extra_metrics"), format!(
+                                "{name:?} is not a metric name: expected letters, digits, _ and :, not starting with a digit, optionally ending in * (a prefix), e.g. \"node_filesystem_avail_bytes\" or \"myapp_*\""
+                            )));
+                        }
+                        out.push(name.clone());
+                    }
+                    out
+                }
+            },
         };
         if metrics.timeout.is_zero() {
             let s = m.timeout.as_ref().expect("set when zero");
@@ -907,7 +1005,7 @@ impl Cx<'_> {
                 }
                 conditions.push(Condition {
                     name: cname.clone(),
-                    expr: self.expr(&c.expr, &ck("expr"))?,
+                    expr: self.metric_expr(&c.expr, &ck("expr"), &metrics.extra_metrics)?,
                     function: self.function(&c.function, &ck("function"))?,
                     op,
                     threshold: *c.threshold.get_ref(),
@@ -949,7 +1047,7 @@ impl Cx<'_> {
                     }
                 };
                 Some(Target {
-                    expr: self.expr(&t.expr, &k("target.expr"))?,
+                    expr: self.metric_expr(&t.expr, &k("target.expr"), &metrics.extra_metrics)?,
                     function: match &t.function {
                         Some(f) => self.function(f, &k("target.function"))?,
                         None => Function::Mean,
@@ -988,7 +1086,15 @@ impl Cx<'_> {
             }
             hooks.push(Hook {
                 on,
-                command: h.command.get_ref().clone(),
+                command: {
+                    self.named(
+                        FileKind::HookProgram,
+                        PathBuf::from(&h.command.get_ref()[0]),
+                        h.command.span(),
+                        &k("hook.command"),
+                    );
+                    h.command.get_ref().clone()
+                },
                 timeout: self.duration_or(&h.timeout, &k("hook.timeout"), "60s")?,
             });
         }
@@ -1054,12 +1160,12 @@ impl Cx<'_> {
         };
         let mut ssh_keys = Vec::new();
         for key in &t.ssh_keys {
-            ssh_keys.push(match key {
+            ssh_keys.push(match key.get_ref() {
                 toml::Value::String(s) => serde_json::Value::String(s.clone()),
                 toml::Value::Integer(i) => serde_json::Value::from(*i),
                 _ => {
                     return Err(self.at(
-                        t.region.span(),
+                        key.span(),
                         &k("ssh_keys"),
                         "expected key fingerprints (strings) or ids (integers)",
                     ))
@@ -1087,7 +1193,20 @@ impl Cx<'_> {
                 )));
             }
         }
-        let user_data_file = t.user_data_file.as_ref().map(|s| rel(s.get_ref()));
+        let user_data_file = match &t.user_data_file {
+            Some(s) => {
+                self.non_empty(s, &k("user_data_file"))?;
+                let path = rel(s.get_ref());
+                self.named(
+                    FileKind::UserData,
+                    path.clone(),
+                    s.span(),
+                    &k("user_data_file"),
+                );
+                Some(path)
+            }
+            None => None,
+        };
         Ok(Template {
             name,
             region: t.region.get_ref().clone(),
@@ -1102,6 +1221,15 @@ impl Cx<'_> {
             backups: t.backups,
         })
     }
+}
+
+/// Where `name` stands in `expr` as a whole word (not part of a longer name).
+fn name_offset(expr: &str, name: &str) -> Option<usize> {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    expr.match_indices(name).map(|(i, _)| i).find(|&i| {
+        !expr[..i].chars().next_back().is_some_and(word)
+            && !expr[i + name.len()..].chars().next().is_some_and(word)
+    })
 }
 
 /// `"3m"`, `"10s"`, `"1h 30m"`, `"0s"`.
@@ -1137,63 +1265,37 @@ fn parse_size(s: &str) -> Result<usize, String> {
     Ok(n * mult)
 }
 
-/// Where the API token comes from, first found wins: `$DIGITALOCEAN_TOKEN`, `token_file`,
-/// the systemd credential `digitalocean-token`. `Ok(None)` when none is set.
-pub fn find_token(api: &ApiConfig) -> color_eyre::Result<Option<Secret>> {
-    if let Ok(t) = std::env::var("DIGITALOCEAN_TOKEN") {
-        if !t.trim().is_empty() {
-            return Ok(Some(Secret::new(t.trim().to_string())));
-        }
-    }
-    let mut files = Vec::new();
-    if let Some(f) = &api.token_file {
-        files.push(f.clone());
-    }
-    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
-        files.push(PathBuf::from(dir).join("digitalocean-token"));
-    }
-    let mut unreadable = Vec::new();
-    for f in files {
-        if !f.exists() {
-            continue;
-        }
-        warn_if_readable_by_others(&f);
-        let t = match std::fs::read_to_string(&f) {
-            Ok(t) => t,
-            Err(e) => {
-                // e.g. a root-only token_file under the service's DynamicUser=, where the
-                // credential is the way in: try the next source.
-                unreadable.push(format!("{}: {e}", f.display()));
-                continue;
-            }
-        };
-        let t = t.trim();
-        if t.is_empty() {
-            color_eyre::eyre::bail!(
-                "the token file {} is empty: put the DigitalOcean API token in it",
-                f.display()
-            );
-        }
-        if !unreadable.is_empty() {
-            tracing::debug!("token sources skipped: {}", unreadable.join("; "));
-        }
-        return Ok(Some(Secret::new(t.to_string())));
-    }
-    if !unreadable.is_empty() {
-        color_eyre::eyre::bail!("cannot read the API token: {}", unreadable.join("; "));
-    }
-    Ok(None)
+/// Where the API token comes from, first found wins: `$DIGITALOCEAN_TOKEN`,
+/// `$DIGITALOCEAN_ACCESS_TOKEN`, `token_file`, the systemd credential `digitalocean-token`.
+pub fn token_lookup(api: &ApiConfig) -> crate::secret::TokenLookup {
+    let creds = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    crate::secret::lookup_token(
+        &|var| std::env::var(var).ok(),
+        api.token_file.as_deref(),
+        creds.as_deref(),
+    )
 }
 
-fn warn_if_readable_by_others(f: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(md) = std::fs::metadata(f) {
-        if md.permissions().mode() & 0o004 != 0 {
-            tracing::warn!(
-                "the token file {} is readable by every user: chmod 600 it (or use LoadCredential=)",
-                f.display()
-            );
+/// The token, `Ok(None)` when no source is set. A source that is set but cannot be used is
+/// an error naming it and the reason when no later source gives a token, and a warning when
+/// one does (e.g. a root-only `token_file` under the service's dynamic user, where the
+/// credential is the way in).
+pub fn find_token(api: &ApiConfig) -> color_eyre::Result<Option<Secret>> {
+    let found = token_lookup(api);
+    let problems: Vec<String> = found.problems.iter().map(|p| p.to_string()).collect();
+    match found.token {
+        Some((token, source)) => {
+            for p in &problems {
+                tracing::warn!("{p}; using the token from {source}");
+            }
+            Ok(Some(token))
         }
+        None if !problems.is_empty() => Err(color_eyre::eyre::eyre!(crate::error::UsageError(
+            format!("no usable DigitalOcean API token: {}", problems.join("; "))
+        ))),
+        None => Ok(None),
     }
 }
 
@@ -1201,7 +1303,7 @@ fn warn_if_readable_by_others(f: &Path) {
 pub fn require_token(api: &ApiConfig) -> color_eyre::Result<Secret> {
     find_token(api)?.ok_or_else(|| {
         color_eyre::eyre::eyre!(crate::error::UsageError(
-            "no DigitalOcean API token: set DIGITALOCEAN_TOKEN, `[api] token_file`, or the systemd credential \"digitalocean-token\" (LoadCredential=)".into()
+            "no DigitalOcean API token: set DIGITALOCEAN_TOKEN (or DIGITALOCEAN_ACCESS_TOKEN), `[api] token_file`, or the systemd credential \"digitalocean-token\" (LoadCredential=)".into()
         ))
     })
 }
@@ -1238,7 +1340,7 @@ mod tests {
         let e = p(&format!("{MIN}bogus_key = 1\n")).unwrap_err();
         assert_eq!(e.line, 6);
         assert_eq!(e.col, 1);
-        assert_eq!(e.key, "bogus_key");
+        assert_eq!(e.key, "group[web].bogus_key");
         assert!(e.to_string().starts_with("/etc/doscale/t.toml:6:1:"), "{e}");
     }
 
@@ -1295,6 +1397,192 @@ mod tests {
         assert!(t.tags.contains(&"web".to_string()));
         assert_eq!(g.health_check.ports, vec![9110, 80]);
         assert_eq!(g.protect_tag.as_deref(), Some("doscale-protect"));
+    }
+
+    /// Wrong types of every kind of key: the message names file:line:column and the key,
+    /// says what the key takes in the operator's words, and speaks no Rust.
+    #[test]
+    fn wrong_types_name_the_key_in_the_operators_words() {
+        const T: &str = "[group.template]\nregion = \"r\"\nsize = \"s\"\nimage = 1\n";
+        const P: &str = "[[group.policy]]\nname = \"up\"\nscale = \"up\"\n";
+        let c = |extra: &str| {
+            format!("conditions = [ {{ name = \"c\", expr = \"node_load1\", function = \"mean\", op = \">\", threshold = 1{extra} }} ]\n")
+        };
+        // (file text, key, line, words that must be in the message)
+        let cases: Vec<(String, &str, usize, &str)> = vec![
+            (format!("{MIN}max = 3\n").replace("max = 3\nmax = 3", "max = \"20\""), "group[web].max", 5, "a whole number from 0 to 10000"),
+            (MIN.replace("min = 1", "min = 1.5"), "group[web].min", 4, "a whole number from 0 to 10000"),
+            (format!("{MIN}warmup = 300\n"), "group[web].warmup", 6, "a duration such as \"5m\""),
+            (format!("{MIN}cooldown_down = true\n"), "group[web].cooldown_down", 6, "a duration such as \"5m\""),
+            (format!("plan_max_age = 5\n{MIN}"), "plan_max_age", 1, "a duration such as \"5m\""),
+            (format!("[api]\ntimeout = 30\n{MIN}"), "api.timeout", 2, "a duration such as \"5m\""),
+            (format!("[api]\nurl = 8080\n{MIN}"), "api.url", 2, "a URL"),
+            (format!("[api]\ntoken_file = [\"a\"]\n{MIN}"), "api.token_file", 2, "a file path"),
+            (format!("state_file = 1\n{MIN}"), "state_file", 1, "a file path"),
+            (format!("{MIN}max_step_up = \"2\"\n"), "group[web].max_step_up", 6, "a whole number from 1 to 10000"),
+            (format!("{MIN}max_step_down = 1.0\n"), "group[web].max_step_down", 6, "a whole number from 1 to 10000"),
+            (format!("{MIN}remove = 1\n"), "group[web].remove", 6, "one of \"newest\", \"oldest\" or \"least_loaded\""),
+            (format!("{MIN}on_unhealthy = false\n"), "group[web].on_unhealthy", 6, "one of \"keep\" or \"destroy\""),
+            (format!("{MIN}min_reporting = \"0.5\"\n"), "group[web].min_reporting", 6, "a share from 0.0 to 1.0"),
+            (format!("{MIN}protect_tag = 7\n"), "group[web].protect_tag", 6, "a droplet tag"),
+            (MIN.replace("tag = \"web\"", "tag = [\"web\"]"), "group[web].tag", 3, "a droplet tag"),
+            (format!("{MIN}[group.metrics]\nport = \"9110\"\n"), "group[web].metrics.port", 7, "a port number from 1 to 65535"),
+            (format!("{MIN}[group.metrics]\nconcurrency = 6.4\n"), "group[web].metrics.concurrency", 7, "a whole number from 1 to 4096"),
+            (format!("{MIN}[group.metrics]\naddress = 10\n"), "group[web].metrics.address", 7, "one of \"private\""),
+            (format!("{MIN}[group.metrics]\ntimeout = 3\n"), "group[web].metrics.timeout", 7, "a duration"),
+            (format!("{MIN}[group.metrics]\nmax_body = 4000000\n"), "group[web].metrics.max_body", 7, "a size"),
+            (format!("{MIN}[group.metrics]\nextra_metrics = \"x\"\n"), "group[web].metrics.extra_metrics", 7, "a list of metric names"),
+            (format!("{MIN}{T}monitoring = \"yes\"\n"), "group[web].template.monitoring", 10, "true or false"),
+            (format!("{MIN}{T}backups = 1\n"), "group[web].template.backups", 10, "true or false"),
+            (format!("{MIN}{T}tags = \"web\"\n"), "group[web].template.tags", 10, "a list of tags"),
+            (format!("{MIN}{T}tags = [1]\n"), "group[web].template.tags[0]", 10, "a list of tags"),
+            (format!("{MIN}{T}ssh_keys = \"aa:bb\"\n"), "group[web].template.ssh_keys", 10, "a list of SSH key"),
+            (format!("{MIN}{T}user_data_file = 3\n"), "group[web].template.user_data_file", 10, "a file path"),
+            (format!("{MIN}{T}vpc_uuid = 3\n"), "group[web].template.vpc_uuid", 10, "a VPC id"),
+            (MIN.to_string() + "[group.template]\nregion = 1\nsize = \"s\"\nimage = 1\n", "group[web].template.region", 7, "a region slug"),
+            (format!("{MIN}[group.health_check]\nports = 9110\n"), "group[web].health_check.ports", 7, "a list of port numbers"),
+            (format!("{MIN}[group.health_check]\nports = [9110, \"80\"]\n"), "group[web].health_check.ports[1]", 7, "a list of port numbers"),
+            (format!("{MIN}[group.health_check]\nmax_tries = \"12\"\n"), "group[web].health_check.max_tries", 7, "a whole number from 1 to 10000"),
+            (format!("{MIN}[group.health_check]\ninterval = 10\n"), "group[web].health_check.interval", 7, "a duration"),
+            (format!("{MIN}{P}step = \"1\"\n{}", c("")), "group[web].policy[up].step", 9, "a whole number from 1 to 10000"),
+            (format!("{MIN}{P}match = true\n{}", c("")), "group[web].policy[up].match", 9, "one of \"all\" or \"any\""),
+            (format!("{MIN}{P}{}", c("").replace("threshold = 1", "threshold = \"2\"")), "group[web].policy[up].conditions[c].threshold", 9, "a number"),
+            (format!("{MIN}{P}{}", c("").replace("op = \">\"", "op = 1")), "group[web].policy[up].conditions[c].op", 9, "one of \"<\""),
+            (format!("{MIN}{P}{}", c("").replace("function = \"mean\"", "function = 50")), "group[web].policy[up].conditions[c].function", 9, "a percentile such as \"p90\""),
+            (format!("{MIN}{P}{}", c("").replace("expr = \"node_load1\"", "expr = 1")), "group[web].policy[up].conditions[c].expr", 9, "a PromQL expression"),
+            (format!("{MIN}{P}conditions = \"x\"\n"), "group[web].policy[up].conditions", 9, "a list of conditions"),
+            (format!("{MIN}[group.target]\nexpr = \"node_load1\"\nvalue = \"0.6\"\n"), "group[web].target.value", 8, "a number above 0"),
+            (format!("{MIN}[group.target]\nexpr = \"node_load1\"\nvalue = 1\ntolerance = \"x\"\n"), "group[web].target.tolerance", 9, "a share from 0.0 to below 1.0"),
+            (format!("{MIN}[group.target]\nexpr = \"node_load1\"\nvalue = 1\nstabilization_down = 300\n"), "group[web].target.stabilization_down", 9, "a duration"),
+            (format!("{MIN}[[group.hook]]\non = \"after_create\"\ncommand = \"/bin/true\"\n"), "group[web].hook[0].command", 8, "a list: the program, then its arguments"),
+            (format!("{MIN}[[group.hook]]\non = \"after_create\"\ncommand = [\"/bin/true\"]\ntimeout = 60\n"), "group[web].hook[0].timeout", 9, "a duration"),
+            (format!("{MIN}[[group.hook]]\non = 1\ncommand = [\"/bin/true\"]\n"), "group[web].hook[0].on", 7, "one of \"before_create\""),
+            (format!("api = 3\n{MIN}"), "api", 1, "a table"),
+            ("group = 3\n".to_string(), "group", 1, "[[group]]"),
+            // Out of range: the same words as a wrong type.
+            (MIN.replace("max = 3", "max = 20000"), "group[web].max", 5, "a whole number from 0 to 10000"),
+            (format!("{MIN}max_step_up = 0\n"), "group[web].max_step_up", 6, "a whole number from 1 to 10000"),
+            (format!("{MIN}[group.metrics]\nport = 70000\n"), "group[web].metrics.port", 7, "from 1 to 65535"),
+            (format!("{MIN}[group.metrics]\nconcurrency = 0\n"), "group[web].metrics.concurrency", 7, "from 1 to 4096"),
+            (format!("{MIN}[group.health_check]\nmax_tries = 0\n"), "group[web].health_check.max_tries", 7, "from 1 to 10000"),
+            (format!("{MIN}min_reporting = 2.0\n"), "group[web].min_reporting", 6, "a share from 0.0 to 1.0"),
+            // A missing key says what it takes.
+            ("[[group]]\nname = \"web\"\ntag = \"web\"\nmin = 1\n".to_string(), "group[web].max", 1, "required: expected a whole number from 0 to 10000"),
+        ];
+        for (text, key, line, words) in &cases {
+            let e = p(text).expect_err(text);
+            let shown = e.to_string();
+            assert_eq!(&e.key, key, "{text}\n{shown}");
+            assert_eq!(e.line, *line, "{text}\n{shown}");
+            assert!(e.col > 0, "{shown}");
+            assert!(
+                shown.starts_with(&format!("/etc/doscale/t.toml:{line}:{}: `{key}`: ", e.col)),
+                "{shown}"
+            );
+            assert!(shown.contains(words), "want {words:?} in {shown}");
+            for rust in [
+                "i64",
+                "u32",
+                "u16",
+                "f64",
+                "usize",
+                "invalid type",
+                "invalid value",
+                "expected a string",
+                "a sequence",
+                "struct ",
+                "Raw",
+                "a boolean",
+                "field",
+            ] {
+                assert!(!shown.contains(rust), "{rust:?} in {shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_misspelt_key_gets_the_closest_name() {
+        let e = p(&format!("{MIN}cooldown_upp = \"3m\"\n")).unwrap_err();
+        assert_eq!(e.key, "group[web].cooldown_upp");
+        assert!(e.msg.contains("did you mean `cooldown_up`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_metric_names_are_warnings_pointing_at_the_name() {
+        let text = format!(
+            "{MIN}[[group.policy]]\nname = \"up\"\nscale = \"up\"\nconditions = [ {{ name = \"l\", expr = \"2 * node_lod1\", function = \"mean\", op = \">\", threshold = 1 }} ]\n[group.target]\nexpr = 'avg(node_filesystem_avail_bytes) + myapp_queue + node_load1'\nvalue = 1\n"
+        );
+        let c = p(&text).unwrap();
+        let w: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(w.len(), 3, "{w:#?}");
+        assert!(w[0].starts_with("/etc/doscale/t.toml:9:"), "{}", w[0]);
+        assert!(
+            w[0].contains("`group[web].policy[up].conditions[l].expr`"),
+            "{}",
+            w[0]
+        );
+        assert!(
+            w[0].contains("`node_lod1`") && w[0].contains("closest is `node_load1`"),
+            "{}",
+            w[0]
+        );
+        // the column is the name's, inside the expression
+        let col = text.lines().nth(8).unwrap().find("node_lod1").unwrap() + 1;
+        assert_eq!(c.warnings[0].col, col);
+        assert!(w.iter().any(|w| w.contains("`myapp_queue`")));
+        assert!(w
+            .iter()
+            .any(|w| w.contains("`node_filesystem_avail_bytes`")));
+        // extra_metrics: exact names and prefixes
+        let text = text.replace(
+            "[[group.policy]]",
+            "[group.metrics]\nextra_metrics = [\"node_filesystem_avail_bytes\", \"myapp_*\"]\n[[group.policy]]",
+        );
+        let c = p(&text).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].msg.contains("node_lod1"));
+        let e = p(&text.replace("\"myapp_*\"", "\"9bad\"")).unwrap_err();
+        assert_eq!(e.key, "group[web].metrics.extra_metrics");
+        // The shipped example has no unknown name.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/doscale.toml");
+        assert!(load(Path::new(path)).unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn files_the_config_names_are_listed_with_their_place() {
+        let c = p(&format!("[api]\ntoken_file = \"tok\"\n{MIN}[group.template]\nregion = \"r\"\nsize = \"s\"\nimage = 1\nuser_data_file = \"ud.yaml\"\n[[group.hook]]\non = \"after_create\"\ncommand = [\"drain\", \"{{id}}\"]\n")).unwrap();
+        let f: Vec<_> = c
+            .files
+            .iter()
+            .map(|f| (f.kind, f.path.clone(), f.place.key.clone(), f.place.line))
+            .collect();
+        assert!(
+            f.contains(&(
+                FileKind::TokenFile,
+                PathBuf::from("/etc/doscale/tok"),
+                "api.token_file".into(),
+                2
+            )),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&(
+                FileKind::UserData,
+                PathBuf::from("/etc/doscale/ud.yaml"),
+                "group[web].template.user_data_file".into(),
+                12
+            )),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&(
+                FileKind::HookProgram,
+                PathBuf::from("drain"),
+                "group[web].hook.command".into(),
+                15
+            )),
+            "{f:?}"
+        );
     }
 
     #[test]

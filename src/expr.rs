@@ -29,7 +29,7 @@
 //! Evaluation allocates little: series keys are borrowed from the droplet's map, label values
 //! are read straight from the key text, and regexes are compiled once at parse time.
 
-mod families;
+pub mod families;
 mod locate;
 
 use std::borrow::Cow;

@@ -88,7 +88,7 @@ fn dispatch(cli: &Cli) -> Result<()> {
         Command::Run(a) => run::run(&Ctx::load(g)?, a),
         Command::Demo(a) => demo::run(g, a),
         Command::Sim(a) => sim::run(a),
-        Command::Check => check::run(&Ctx::load(g)?),
+        Command::Check(a) => check::run(&Ctx::load(g)?, a),
         Command::Status => status::run(&Ctx::load(g)?),
         Command::ImportSeed(a) => import_seed::run(a),
         Command::Completions(a) => completions::run(a),

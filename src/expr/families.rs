@@ -7,6 +7,55 @@
 //! Derived from the label sets of `tests/fixtures/do-agent/*.prom` (a test keeps it in sync).
 //! Families not listed are allowed; if they do match several series, the evaluation says so.
 
+/// Every metric family a do-agent page carries (do-agent 3.18.14, `--web.listen`), sorted.
+/// `check` warns about a metric name outside this list (and the group's `extra_metrics`):
+/// a misspelt name would otherwise match nothing at every pass and its policy never fire.
+pub const DO_AGENT: &[&str] = &[
+    "metric_writes",
+    "node_cpu_seconds_total",
+    "node_disk_discard_time_seconds_total",
+    "node_disk_discarded_sectors_total",
+    "node_disk_discards_completed_total",
+    "node_disk_read_bytes_total",
+    "node_disk_read_time_seconds_total",
+    "node_disk_reads_completed_total",
+    "node_disk_write_time_seconds_total",
+    "node_disk_writes_completed_total",
+    "node_disk_written_bytes_total",
+    "node_filesystem_free_bytes",
+    "node_filesystem_size_bytes",
+    "node_load1",
+    "node_load15",
+    "node_load5",
+    "node_memory_Cached_bytes",
+    "node_memory_MemAvailable_bytes",
+    "node_memory_MemFree_bytes",
+    "node_memory_MemTotal_bytes",
+    "node_memory_SwapCached_bytes",
+    "node_memory_SwapFree_bytes",
+    "node_memory_SwapTotal_bytes",
+    "node_network_receive_bytes_total",
+    "node_network_transmit_bytes_total",
+    "sonar_build_info",
+    "sonar_process_cpu_time_seconds",
+    "sonar_process_resident_memory_bytes",
+];
+
+/// Whether do-agent serves the family `name`.
+pub fn is_do_agent(name: &str) -> bool {
+    DO_AGENT.binary_search(&name).is_ok()
+}
+
+/// The do-agent family closest to `name` (for "did you mean"): by Jaro-Winkler similarity,
+/// which weighs a shared prefix (`node_`) and forgives a dropped or swapped letter.
+pub fn closest(name: &str) -> &'static str {
+    DO_AGENT
+        .iter()
+        .copied()
+        .max_by(|a, b| strsim::jaro_winkler(name, a).total_cmp(&strsim::jaro_winkler(name, b)))
+        .expect("the list is not empty")
+}
+
 /// A family (or a family prefix) exposed with per-instance labels.
 #[derive(Debug)]
 pub(super) struct Family {
@@ -141,6 +190,60 @@ mod tests {
             }
         }
         assert!(checked > 0);
+    }
+
+    /// The families of every do-agent fixture page, the page named for each.
+    fn fixture_families() -> BTreeMap<String, String> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/do-agent");
+        let mut out = BTreeMap::new();
+        for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{dir}: {e}")) {
+            let path = e.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("prom") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for line in text
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            {
+                let series = line.rsplit_once(' ').unwrap().0;
+                let (name, _) = crate::series::parse(series).unwrap();
+                out.entry(name.to_string())
+                    .or_insert_with(|| path.display().to_string());
+            }
+        }
+        out
+    }
+
+    /// DO_AGENT is exactly the set of families the real pages carry, sorted (for the binary
+    /// search).
+    #[test]
+    fn do_agent_list_is_the_fixture_families() {
+        let fams = fixture_families();
+        assert!(fams.len() > 20, "{fams:?}");
+        for (name, page) in &fams {
+            assert!(is_do_agent(name), "{page}: {name} is missing from DO_AGENT");
+        }
+        for name in DO_AGENT {
+            assert!(fams.contains_key(*name), "{name} is on no do-agent page");
+        }
+        assert!(
+            DO_AGENT.windows(2).all(|w| w[0] < w[1]),
+            "DO_AGENT is not sorted"
+        );
+    }
+
+    #[test]
+    fn closest_names_the_likely_meant_family() {
+        assert_eq!(closest("node_lod1"), "node_load1");
+        assert_eq!(closest("node_load_1"), "node_load1");
+        assert_eq!(
+            closest("node_memory_MemAvailable"),
+            "node_memory_MemAvailable_bytes"
+        );
+        assert_eq!(closest("node_cpu_seconds"), "node_cpu_seconds_total");
+        assert!(!is_do_agent("node_lod1"));
+        assert!(is_do_agent("node_load15"));
     }
 
     #[test]
