@@ -198,6 +198,46 @@ pub fn sanitize_multiline(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn only_a_non_empty_no_color_turns_colour_off() {
+        use std::ffi::OsStr;
+        assert!(super::no_color_value(Some(OsStr::new("1"))));
+        assert!(super::no_color_value(Some(OsStr::new("false"))));
+        assert!(!super::no_color_value(Some(OsStr::new(""))));
+        assert!(!super::no_color_value(None));
+        // Every place that decides on colour (tables, tracing, the error theme) asks
+        // `no_color()`, none reads the variable itself.
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut stack = vec![src];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("output.rs") {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    assert!(
+                        !text.contains(&format!("var_os(\"{}\")", "NO_COLOR")),
+                        "{} reads NO_COLOR itself",
+                        p.display()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn table_width_when_the_terminal_says_nothing() {
+        use super::table_width;
+        assert_eq!(table_width(true, Some(120), None), Some(120));
+        assert_eq!(table_width(true, Some(0), None), Some(80));
+        assert_eq!(table_width(true, None, None), Some(80));
+        assert_eq!(table_width(false, None, None), None);
+        assert_eq!(table_width(false, None, Some("100")), Some(100));
+        assert_eq!(table_width(true, Some(120), Some("0")), Some(120));
+        assert_eq!(table_width(true, Some(120), Some("wide")), Some(120));
+    }
+
+    #[test]
     fn sanitize_removes_control_characters() {
         assert_eq!(super::sanitize("web-1\u{1b}[2J\n"), "web-1?[2J?");
         assert_eq!(super::sanitize("ok"), "ok");

@@ -50,7 +50,10 @@ pub fn main(cli: Cli) -> i32 {
                 return *code;
             }
             let code = exit_code_of(&report);
-            eprintln!("error: {}", render_error(&report));
+            crate::logging::eprint(
+                crate::logging::ERR,
+                &format!("error: {}", render_error(&report)),
+            );
             code
         }
     }
@@ -74,10 +77,22 @@ fn install_error_theme() {
     } else {
         color_eyre::config::Theme::new()
     };
-    let _ = color_eyre::config::HookBuilder::default()
+    let (panic_hook, eyre_hook) = color_eyre::config::HookBuilder::default()
         .theme(theme)
         .display_env_section(false)
-        .install();
+        .into_hooks();
+    let _ = eyre_hook.install();
+    if crate::logging::journald() {
+        // Each line of a panic report carries its priority too.
+        std::panic::set_hook(Box::new(move |info| {
+            crate::logging::eprint(
+                crate::logging::CRIT,
+                &panic_hook.panic_report(info).to_string(),
+            )
+        }));
+    } else {
+        panic_hook.install();
+    }
 }
 
 fn dispatch(cli: &Cli) -> Result<()> {
