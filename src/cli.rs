@@ -31,14 +31,23 @@ pub struct Global {
     #[arg(long, short = 'c', global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// Output format: a table for people, JSON for programs.
+    /// Output format: tables for people (`wide`: more columns in the load table and
+    /// `status`), JSON for programs.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
 
-    /// If another doscale run holds the state lock, wait for it (up to DURATION, default 10m)
-    /// instead of failing at once.
-    #[arg(long, global = true, value_name = "DURATION", num_args = 0..=1, default_missing_value = "10m")]
-    pub wait: Option<String>,
+    /// Tables without their header row (for `grep`, `awk`, `wc -l`).
+    #[arg(long, global = true)]
+    pub no_headers: bool,
+
+    /// If another doscale run holds the state lock, wait for it (up to 10m) instead of failing
+    /// at once.
+    #[arg(long, global = true)]
+    pub wait: bool,
+
+    /// Like --wait, for up to DURATION (`30s`, `2m`).
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub wait_for: Option<String>,
 
     /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
@@ -51,7 +60,11 @@ pub struct Global {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
+    /// Tables of the essential columns.
     Table,
+    /// Tables with every column.
+    Wide,
+    /// One JSON document (DESIGN.md §6).
     Json,
 }
 
@@ -113,6 +126,10 @@ pub struct RunArgs {
     /// Exit 3 when the plan changes something.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Print the evaluate and plan tables, as `evaluate` and `plan` do (also with -v),
+    /// instead of one summary line per group.
+    #[arg(long)]
+    pub tables: bool,
 }
 
 #[derive(Debug, Args)]
@@ -185,10 +202,152 @@ pub struct CompletionsArgs {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::parser::ValueSource;
+    use clap::{Arg, CommandFactory, Parser};
 
     #[test]
     fn cli_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// A value clap accepts for `arg` (the first possible value of an enum, a duration for
+    /// DURATION, else "1", which reads as a number, a name or a path).
+    fn sample(arg: &Arg) -> String {
+        if let Some(v) = arg.get_possible_values().first() {
+            return v.get_name().to_string();
+        }
+        match arg
+            .get_value_names()
+            .and_then(|n| n.first())
+            .map(|n| n.as_str())
+        {
+            Some("DURATION") => "5m".into(),
+            _ => "1".into(),
+        }
+    }
+
+    fn takes_value(arg: &Arg) -> bool {
+        arg.get_action().takes_values()
+    }
+
+    /// Every way to write every global flag: `--long`, `--long VALUE`, `--long=VALUE`, `-s`,
+    /// `-s VALUE`, each value of an enum.
+    fn global_flag_forms() -> Vec<(String, Vec<String>)> {
+        let cmd = super::Cli::command();
+        let mut out = Vec::new();
+        for arg in cmd.get_arguments().filter(|a| a.is_global_set()) {
+            let id = arg.get_id().to_string();
+            let values: Vec<String> = if !takes_value(arg) {
+                vec![]
+            } else if arg.get_possible_values().is_empty() {
+                vec![sample(arg)]
+            } else {
+                arg.get_possible_values()
+                    .iter()
+                    .map(|v| v.get_name().to_string())
+                    .collect()
+            };
+            let long = arg.get_long().map(|l| format!("--{l}"));
+            let short = arg.get_short().map(|s| format!("-{s}"));
+            for name in long.iter().chain(short.iter()) {
+                // A flag, or an option whose value may be left out.
+                let optional = arg.get_num_args().is_some_and(|n| n.min_values() == 0);
+                if values.is_empty() || optional {
+                    out.push((id.clone(), vec![name.clone()]));
+                }
+                for v in &values {
+                    out.push((id.clone(), vec![name.clone(), v.clone()]));
+                    if name.starts_with("--") {
+                        out.push((id.clone(), vec![format!("{name}={v}")]));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Each subcommand with its required arguments filled in.
+    fn subcommands() -> Vec<(String, Vec<String>)> {
+        let cmd = super::Cli::command();
+        let mut out = Vec::new();
+        for sc in cmd.get_subcommands() {
+            let mut args = vec![sc.get_name().to_string()];
+            for a in sc.get_arguments().filter(|a| a.is_required_set()) {
+                match a.get_long() {
+                    Some(l) if !a.is_positional() => {
+                        args.push(format!("--{l}"));
+                        args.push(sample(a));
+                    }
+                    _ => args.push(sample(a)),
+                }
+            }
+            out.push((sc.get_name().to_string(), args));
+        }
+        out
+    }
+
+    /// Issue 13, point 6: no global flag swallows the subcommand that follows it (`--wait
+    /// plan` once read `plan` as the duration), wherever the flag stands.
+    #[test]
+    fn every_global_flag_before_and_after_every_subcommand_parses() {
+        let flags = global_flag_forms();
+        let ids: Vec<&str> = flags.iter().map(|(id, _)| id.as_str()).collect();
+        for expected in [
+            "config",
+            "output",
+            "wait",
+            "wait_for",
+            "verbose",
+            "quiet",
+            "no_headers",
+        ] {
+            assert!(
+                ids.contains(&expected),
+                "no global flag {expected}: {ids:?}"
+            );
+        }
+        let subs = subcommands();
+        assert!(subs.len() >= 11, "{subs:?}");
+        for (id, flag) in &flags {
+            for (name, sub) in &subs {
+                for before in [true, false] {
+                    let mut argv = vec!["doscale".to_string()];
+                    if before {
+                        argv.extend(flag.iter().cloned());
+                        argv.extend(sub.iter().cloned());
+                    } else {
+                        argv.extend(sub.iter().cloned());
+                        argv.extend(flag.iter().cloned());
+                    }
+                    let m = super::Cli::command()
+                        .try_get_matches_from(&argv)
+                        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+                    assert_eq!(m.subcommand_name(), Some(name.as_str()), "{argv:?}");
+                    let (_, sm) = m.subcommand().expect("a subcommand");
+                    assert_eq!(
+                        sm.value_source(id),
+                        Some(ValueSource::CommandLine),
+                        "{argv:?}: {id} not taken from the command line"
+                    );
+                    if let Err(e) = super::Cli::try_parse_from(&argv) {
+                        panic!("{argv:?}: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wait_is_a_plain_flag_and_wait_for_takes_the_duration() {
+        let cli = super::Cli::try_parse_from(["doscale", "--wait", "plan"]).unwrap();
+        assert!(cli.global.wait);
+        assert_eq!(cli.global.wait_for, None);
+        assert!(matches!(cli.command, super::Command::Plan(_)));
+        let cli = super::Cli::try_parse_from(["doscale", "--wait-for", "5m", "run", "--dry-run"])
+            .unwrap();
+        assert_eq!(cli.global.wait_for.as_deref(), Some("5m"));
+        assert!(matches!(cli.command, super::Command::Run(ref a) if a.dry_run));
+        // `--wait=5m` (the old optional value) is refused, not silently ignored.
+        assert!(super::Cli::try_parse_from(["doscale", "--wait=5m", "plan"]).is_err());
     }
 }

@@ -25,7 +25,10 @@ pub fn hit(name: &str) {
             .filter(|s| !s.is_empty())
     });
     if p.as_deref() == Some(name) {
-        eprintln!("doscale: failpoint {name} reached: aborting");
+        crate::logging::eprint(
+            crate::logging::CRIT,
+            &format!("doscale: failpoint {name} reached: aborting"),
+        );
         std::process::abort();
     }
 }

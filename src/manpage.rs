@@ -214,7 +214,24 @@ and
 .BR \-q .
 .TP
 .B NO_COLOR
-When set, no colour is used, even on a terminal.
+When set to a non-empty value, no colour is used, even on a terminal (an empty value keeps
+colour).
+.TP
+.B COLUMNS
+The width tables wrap to. Without it, tables wrap to the terminal's width (80 columns when the
+terminal reports none or 0) and are not wrapped off a terminal.
+.TP
+.B JOURNAL_STREAM
+Set by systemd when stdout or stderr is the journal. When it names stderr's device and inode,
+every line doscale writes to stderr starts with its syslog priority
+.RB ( <3>
+errors,
+.B <4>
+warnings,
+.B <6>
+info,
+.B <7>
+debug) and logs carry no timestamps.
 .SH FILES
 .TP
 .I /etc/doscale/doscale.toml

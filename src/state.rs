@@ -831,8 +831,13 @@ impl Store {
                         Some(w) if started.elapsed() < w => {
                             std::thread::sleep(Duration::from_millis(50));
                         }
-                        _ => bail!(
-                            "the state file {} is locked by another doscale run ({holder}): two passes must not overlap; wait for it, or pass --wait",
+                        Some(w) => bail!(
+                            "the state file {} is still locked by another doscale run ({holder}) after waiting {}: two passes must not overlap; look at that run, or wait longer with --wait-for DURATION",
+                            path.display(),
+                            humantime::format_duration(w)
+                        ),
+                        None => bail!(
+                            "the state file {} is locked by another doscale run ({holder}): two passes must not overlap; wait for it, or pass --wait (up to 10m) or --wait-for DURATION",
                             path.display()
                         ),
                     }

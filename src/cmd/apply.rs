@@ -28,6 +28,11 @@ pub fn finish(ctx: &super::Ctx, reports: &[GroupReport], dry_run: bool) -> Resul
     } else {
         output::print(&render_text(reports, dry_run));
     }
+    report_errors(reports)
+}
+
+/// Logs every error of the reports; exit 1 when there is one.
+pub fn report_errors(reports: &[GroupReport]) -> Result<()> {
     let errors: Vec<&String> = reports.iter().flat_map(|r| &r.errors).collect();
     for e in &errors {
         tracing::error!("{}", sanitize(e));

@@ -41,6 +41,8 @@ pub fn run(g: &Global, args: &DemoArgs) -> Result<()> {
         config,
         json: false,
         wait: None,
+        style: output::Style::detect(!g.no_headers, g.output == crate::cli::Output::Wide),
+        verbose: g.verbose > 0,
     };
     let api = HttpApi::new(
         &ctx.config.api.url,
@@ -50,7 +52,6 @@ pub fn run(g: &Global, args: &DemoArgs) -> Result<()> {
     let store = Store::open(&ctx.config.state_file, None)?;
     let mut state = store.load()?;
     let interval = Duration::from_secs_f64(args.interval.clamp(0.2, 60.0));
-    let _ = g;
 
     output::print(&format!(
         "doscale demo: a simulated fleet of {} droplets (group web, min {min}, max {max}) at {}\n\
@@ -75,7 +76,7 @@ pub fn run(g: &Global, args: &DemoArgs) -> Result<()> {
         let _evals = super::evaluate::stage(&ctx, &mut state)?;
         let plans = super::plan::stage(&ctx, &mut state)?;
         store.save(&state)?;
-        output::print(&super::plan::render_table(&plans));
+        output::print(&super::plan::render_table(&plans, &ctx.style));
         let reports = super::apply::stage(&ctx, &api, &mut state, &store, false)?;
         store.save(&state)?;
         output::print(&super::apply::render_text(&reports, false));

@@ -4,6 +4,7 @@
 use chrono::Utc;
 use color_eyre::eyre::bail;
 use color_eyre::Result;
+use comfy_table::{Cell, Color};
 use serde_json::json;
 
 use crate::output::{self, sanitize};
@@ -21,7 +22,7 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
             groups: &evals,
         })?;
     } else {
-        output::print(&render_table(&evals));
+        output::print(&render_table(&evals, &ctx.style));
     }
     // The process ends next: its memory goes back to the OS at once, without freeing
     // thousands of series maps one by one first.
@@ -76,15 +77,12 @@ fn num(v: Option<f64>) -> String {
 
 /// One table per group: a row per droplet with each condition's value, then each condition's
 /// aggregate against its threshold and each policy's verdict.
-pub fn render_table(evals: &[GroupEvaluation]) -> String {
-    let colour = output::colour_stdout();
-    let verdict = |b: bool| -> String {
-        match (b, colour) {
-            (true, true) => "\u{1b}[32myes\u{1b}[0m".into(),
-            (false, true) => "\u{1b}[31mno\u{1b}[0m".into(),
-            (true, false) => "yes".into(),
-            (false, false) => "no".into(),
-        }
+pub fn render_table(evals: &[GroupEvaluation], style: &output::Style) -> String {
+    // Colour goes through the table's own cell styling, so it is measured and wrapped with
+    // the text and never split across lines.
+    let verdict = |b: bool, rest: &str| -> Cell {
+        let text = format!("{}{rest}", if b { "yes" } else { "no" });
+        output::coloured(text, if b { Color::Green } else { Color::Red })
     };
     let mut out = String::new();
     for e in evals {
@@ -110,7 +108,7 @@ pub fn render_table(evals: &[GroupEvaluation]) -> String {
         let mut header = vec!["droplet".to_string()];
         header.extend(conds.iter().map(|(n, _)| n.clone()));
         header.push("note".into());
-        let mut t = output::table(header.iter().map(String::as_str).collect());
+        let mut t = style.table(header);
         for d in &e.droplets {
             let mut row = vec![format!("{} ({})", sanitize(&d.name), d.id)];
             for (_, c) in &conds {
@@ -123,7 +121,7 @@ pub fn render_table(evals: &[GroupEvaluation]) -> String {
             t.add_row(row);
         }
         out.push_str(&format!("{t}\n"));
-        let mut v = output::table(vec![
+        let mut v = style.table(vec![
             "policy",
             "scale",
             "condition",
@@ -136,27 +134,27 @@ pub fn render_table(evals: &[GroupEvaluation]) -> String {
         for p in &e.policies {
             for (i, c) in p.conditions.iter().enumerate() {
                 v.add_row(vec![
-                    if i == 0 {
+                    Cell::new(if i == 0 {
                         sanitize(&p.name)
                     } else {
                         String::new()
-                    },
-                    if i == 0 {
+                    }),
+                    Cell::new(if i == 0 {
                         format!("{:?} +{}", p.scale, p.step)
                             .to_lowercase()
                             .replace("down +", "down -")
                     } else {
                         String::new()
-                    },
-                    format!("{} = {}", sanitize(&c.name), sanitize(&c.expr)),
-                    c.function.clone(),
-                    num(c.value),
-                    format!("{} {}", c.op, c.threshold),
-                    verdict(c.satisfied),
+                    }),
+                    Cell::new(format!("{} = {}", sanitize(&c.name), sanitize(&c.expr))),
+                    Cell::new(&c.function),
+                    Cell::new(num(c.value)),
+                    Cell::new(format!("{} {}", c.op, c.threshold)),
+                    verdict(c.satisfied, ""),
                     if i == 0 {
-                        format!("{} ({:?})", verdict(p.satisfied), p.match_).to_lowercase()
+                        verdict(p.satisfied, &format!(" ({:?})", p.match_).to_lowercase())
                     } else {
-                        String::new()
+                        Cell::new("")
                     },
                 ]);
             }

@@ -13,6 +13,8 @@ pub mod run;
 pub mod scrape;
 pub mod sim;
 pub mod status;
+#[cfg(test)]
+mod tests;
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -48,7 +50,10 @@ pub fn main(cli: Cli) -> i32 {
                 return *code;
             }
             let code = exit_code_of(&report);
-            eprintln!("error: {}", render_error(&report));
+            crate::logging::eprint(
+                crate::logging::ERR,
+                &format!("error: {}", render_error(&report)),
+            );
             code
         }
     }
@@ -67,15 +72,27 @@ fn render_error(report: &color_eyre::Report) -> String {
 
 fn install_error_theme() {
     // color-eyre ignores NO_COLOR and pipes: only colour a terminal.
-    let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+    let theme = if std::io::stderr().is_terminal() && !crate::output::no_color() {
         color_eyre::config::Theme::dark()
     } else {
         color_eyre::config::Theme::new()
     };
-    let _ = color_eyre::config::HookBuilder::default()
+    let (panic_hook, eyre_hook) = color_eyre::config::HookBuilder::default()
         .theme(theme)
         .display_env_section(false)
-        .install();
+        .into_hooks();
+    let _ = eyre_hook.install();
+    if crate::logging::journald() {
+        // Each line of a panic report carries its priority too.
+        std::panic::set_hook(Box::new(move |info| {
+            crate::logging::eprint(
+                crate::logging::CRIT,
+                &panic_hook.panic_report(info).to_string(),
+            )
+        }));
+    } else {
+        panic_hook.install();
+    }
 }
 
 fn dispatch(cli: &Cli) -> Result<()> {
@@ -100,22 +117,39 @@ pub struct Ctx {
     pub config: Config,
     pub json: bool,
     pub wait: Option<Duration>,
+    /// How tables look (colour, width, headers, `-o wide`).
+    pub style: crate::output::Style,
+    /// `-v` given (`run` then prints the tables).
+    pub verbose: bool,
+}
+
+/// How long `--wait` waits for the state lock when `--wait-for` does not say.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(600);
+
+/// The lock wait of `--wait` / `--wait-for DURATION` (the latter wins).
+pub fn wait_of(g: &Global) -> Result<Option<Duration>> {
+    match &g.wait_for {
+        Some(s) => Ok(Some(config::parse_duration(s).map_err(|m| {
+            UsageError(format!("--wait-for {}: {m}", crate::output::sanitize(s)))
+        })?)),
+        None => Ok(g.wait.then_some(DEFAULT_WAIT)),
+    }
 }
 
 impl Ctx {
     pub fn load(g: &Global) -> Result<Ctx> {
+        let wait = wait_of(g)?;
         let path = config::locate(g.config.as_deref());
         let config = config::load(&path)?;
-        let wait = match &g.wait {
-            Some(s) => {
-                Some(config::parse_duration(s).map_err(|m| UsageError(format!("--wait: {m}")))?)
-            }
-            None => None,
-        };
         Ok(Ctx {
             config,
             json: g.output == crate::cli::Output::Json,
             wait,
+            style: crate::output::Style::detect(
+                !g.no_headers,
+                g.output == crate::cli::Output::Wide,
+            ),
+            verbose: g.verbose > 0,
         })
     }
 

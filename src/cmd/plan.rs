@@ -4,6 +4,7 @@
 use chrono::Utc;
 use color_eyre::eyre::bail;
 use color_eyre::Result;
+use comfy_table::{Cell, Color};
 use rand::Rng;
 use serde_json::json;
 
@@ -30,7 +31,7 @@ pub fn print(ctx: &super::Ctx, plans: &[GroupPlan]) {
     if ctx.json {
         output::print(&format!("{}\n", render_json(plans)));
     } else {
-        output::print(&render_table(plans));
+        output::print(&render_table(plans, &ctx.style));
     }
 }
 
@@ -92,10 +93,10 @@ pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupPlan>> {
     Ok(out)
 }
 
-pub fn render_table(plans: &[GroupPlan]) -> String {
+pub fn render_table(plans: &[GroupPlan], style: &output::Style) -> String {
     let mut out = String::new();
     for p in plans {
-        let mut t = output::table(vec![
+        let mut t = style.table(vec![
             "group",
             "current",
             "recommended",
@@ -104,27 +105,33 @@ pub fn render_table(plans: &[GroupPlan]) -> String {
             "destroy",
         ]);
         t.add_row(vec![
-            sanitize(&p.name),
-            p.current.to_string(),
-            p.recommended.to_string(),
-            p.desired.to_string(),
+            Cell::new(sanitize(&p.name)),
+            Cell::new(p.current),
+            Cell::new(p.recommended),
+            Cell::new(p.desired),
             if p.create.is_empty() {
-                "—".into()
+                Cell::new("—")
             } else {
-                p.create
-                    .iter()
-                    .map(|n| sanitize(n))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                output::coloured(
+                    p.create
+                        .iter()
+                        .map(|n| sanitize(n))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    Color::Green,
+                )
             },
             if p.destroy.is_empty() {
-                "—".into()
+                Cell::new("—")
             } else {
-                p.destroy
-                    .iter()
-                    .map(|d| format!("{} ({}): {}", sanitize(&d.name), d.id, sanitize(&d.why)))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                output::coloured(
+                    p.destroy
+                        .iter()
+                        .map(|d| format!("{} ({}): {}", sanitize(&d.name), d.id, sanitize(&d.why)))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    Color::Red,
+                )
             },
         ]);
         out.push_str(&format!("{t}\n"));

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 
 use chrono::Utc;
 use color_eyre::Result;
+use comfy_table::{Cell, Color};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
@@ -146,8 +147,11 @@ fn fmt_opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map(f).unwrap_or_else(|| "—".into())
 }
 
-/// The load table of every group's latest scrape.
+/// The load table of every group's latest scrape: droplet, status, load1, CPU %, memory
+/// available and scrape error; `-o wide` adds the address, the age and the number of series
+/// kept.
 pub fn render_table(ctx: &super::Ctx, state: &State) -> String {
+    let style = &ctx.style;
     let mut out = String::new();
     let now = Utc::now();
     for g in &ctx.config.groups {
@@ -161,41 +165,65 @@ pub fn render_table(ctx: &super::Ctx, state: &State) -> String {
         let prev_by_id: HashMap<u64, &ScrapedDroplet> = prev
             .map(|p| p.droplets.iter().map(|d| (d.id, d)).collect())
             .unwrap_or_default();
-        let mut t = output::table(vec![
-            "droplet",
-            "address",
-            "status",
-            "age",
-            "load1",
-            "CPU %",
-            "mem available",
-            "error",
-        ]);
+        let header = if style.wide {
+            vec![
+                "droplet",
+                "address",
+                "status",
+                "age",
+                "load1",
+                "CPU %",
+                "mem available",
+                "series",
+                "error",
+            ]
+        } else {
+            vec![
+                "droplet",
+                "status",
+                "load1",
+                "CPU %",
+                "mem available",
+                "error",
+            ]
+        };
+        let mut t = style.table(header);
         for d in &cur.droplets {
             let l = load_of(
                 d,
                 cur.at,
                 prev_by_id.get(&d.id).map(|p| (*p, prev.expect("prev").at)),
             );
-            t.add_row(vec![
-                format!("{} ({})", sanitize(&d.name), d.id),
-                d.address
-                    .as_deref()
-                    .map(sanitize)
-                    .unwrap_or_else(|| "—".into()),
-                sanitize(&d.status),
-                output::age(now - d.created_at),
-                fmt_opt(l.load1, |v| format!("{v:.2}")),
-                fmt_opt(l.cpu, |v| format!("{:.0}%", v * 100.0)),
-                match (l.mem_avail, l.mem_total) {
-                    (Some(a), Some(t)) if t > 0.0 => {
-                        format!("{} ({:.0}%)", output::bytes(a), a / t * 100.0)
-                    }
-                    (Some(a), _) => output::bytes(a),
-                    _ => "—".into(),
-                },
+            let mut row = vec![Cell::new(format!("{} ({})", sanitize(&d.name), d.id))];
+            if style.wide {
+                row.push(Cell::new(
+                    d.address
+                        .as_deref()
+                        .map(sanitize)
+                        .unwrap_or_else(|| "—".into()),
+                ));
+            }
+            row.push(Cell::new(sanitize(&d.status)));
+            if style.wide {
+                row.push(Cell::new(output::age(now - d.created_at)));
+            }
+            row.push(Cell::new(fmt_opt(l.load1, |v| format!("{v:.2}"))));
+            row.push(Cell::new(fmt_opt(l.cpu, |v| format!("{:.0}%", v * 100.0))));
+            row.push(Cell::new(match (l.mem_avail, l.mem_total) {
+                (Some(a), Some(t)) if t > 0.0 => {
+                    format!("{} ({:.0}%)", output::bytes(a), a / t * 100.0)
+                }
+                (Some(a), _) => output::bytes(a),
+                _ => "—".into(),
+            }));
+            if style.wide {
+                row.push(Cell::new(d.series.len()));
+            }
+            row.push(output::coloured(
                 d.error.as_deref().map(sanitize).unwrap_or_default(),
-            ]);
+                Color::Red,
+            ));
+            t.add_row(row);
         }
         let failed = cur.droplets.iter().filter(|d| d.error.is_some()).count();
         out.push_str(&format!(

@@ -76,27 +76,7 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
             );
         }
         if !gs.history.is_empty() {
-            let mut t = output::table(vec!["when", "direction", "droplets", "outcome", "reason"]);
-            for e in gs.history.iter().rev().take(10) {
-                t.add_row(vec![
-                    format!("{} ago", output::age(now - e.at)),
-                    match e.direction {
-                        Scale::Up => "up".into(),
-                        Scale::Down => "down".to_string(),
-                    },
-                    e.droplets
-                        .iter()
-                        .map(|d| match d.id {
-                            Some(id) => format!("{} ({id})", sanitize(&d.name)),
-                            None => sanitize(&d.name),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    sanitize(&e.outcome),
-                    sanitize(&e.reason),
-                ]);
-            }
-            text.push_str(&format!("{t}\n"));
+            text.push_str(&history_table(&gs.history, now, &ctx.style));
         }
     }
     if ctx.json {
@@ -105,4 +85,59 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
         output::print(&text);
     }
     Ok(())
+}
+
+/// The last ten scale actions, newest first: when, direction, droplets, outcome and reason;
+/// `-o wide` adds the time itself, how long the action took and the droplets' ids.
+pub fn history_table(
+    history: &[crate::state::HistoryEntry],
+    now: chrono::DateTime<Utc>,
+    style: &output::Style,
+) -> String {
+    let header = if style.wide {
+        vec![
+            "at",
+            "when",
+            "direction",
+            "droplets",
+            "outcome",
+            "took",
+            "reason",
+        ]
+    } else {
+        vec!["when", "direction", "droplets", "outcome", "reason"]
+    };
+    let mut t = style.table(header);
+    for e in history.iter().rev().take(10) {
+        let mut row = Vec::new();
+        if style.wide {
+            row.push(e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        }
+        row.push(format!("{} ago", output::age(now - e.at)));
+        row.push(match e.direction {
+            Scale::Up => "up".into(),
+            Scale::Down => "down".to_string(),
+        });
+        row.push(
+            e.droplets
+                .iter()
+                .map(|d| match d.id {
+                    Some(id) if style.wide => format!("{} ({id})", sanitize(&d.name)),
+                    _ => sanitize(&d.name),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        row.push(sanitize(&e.outcome));
+        if style.wide {
+            row.push(
+                e.finished_at
+                    .map(|f| output::age(f - e.at))
+                    .unwrap_or_else(|| "—".into()),
+            );
+        }
+        row.push(sanitize(&e.reason));
+        t.add_row(row);
+    }
+    format!("{t}\n")
 }

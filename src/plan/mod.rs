@@ -46,7 +46,7 @@
 
 mod choose;
 mod names;
-mod text;
+pub(crate) mod text;
 
 #[cfg(test)]
 mod props;

@@ -37,7 +37,7 @@ pub(super) fn since(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
 
 /// A measured value: integers without decimals, others to 4 decimals, tiny ones in
 /// scientific notation.
-pub(super) fn num(v: f64) -> String {
+pub(crate) fn num(v: f64) -> String {
     if !v.is_finite() {
         return format!("{v}");
     }

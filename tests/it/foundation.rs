@@ -148,7 +148,7 @@ fn a_second_concurrent_run_fails_fast_naming_the_lock() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(700));
-    let r = run(&["--config", sim.cfg(), "--wait", "30s", "scrape"]);
+    let r = run(&["--config", sim.cfg(), "--wait-for", "30s", "scrape"]);
     first.wait().unwrap();
     assert_eq!(r.code, 0, "{}", r.all());
 }

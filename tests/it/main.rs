@@ -7,6 +7,7 @@ mod faults;
 mod foundation;
 mod man_page;
 mod openapi;
+mod operator_output;
 mod pipeline;
 mod props;
 mod tour;
