@@ -41,6 +41,7 @@ pub fn run(g: &Global, args: &DemoArgs) -> Result<()> {
         config,
         json: false,
         wait: None,
+        all: None,
     };
     let api = HttpApi::new(
         &ctx.config.api.url,

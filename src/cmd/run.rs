@@ -26,7 +26,7 @@ pub fn run(ctx: &super::Ctx, args: &crate::cli::RunArgs) -> Result<()> {
         Ok(r) => r,
         Err(e) => {
             let secs = 0.0;
-            crate::textfile::write(&ctx.config, &state, secs, api.error_count(), false);
+            crate::textfile::write(ctx.whole_config(), &state, secs, api.error_count(), false);
             return Err(e);
         }
     };
@@ -54,6 +54,7 @@ pub fn run(ctx: &super::Ctx, args: &crate::cli::RunArgs) -> Result<()> {
             config: ctx.config.clone(),
             json: false,
             wait: ctx.wait,
+            all: ctx.all.clone(),
         };
         super::apply::finish(&ctx_text, &reports, args.dry_run)?;
     }

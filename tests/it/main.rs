@@ -6,5 +6,6 @@ mod faults;
 mod foundation;
 mod man_page;
 mod openapi;
+mod operator;
 mod pipeline;
 mod props;
