@@ -49,15 +49,6 @@ fn pass(cfg: &str) {
     ok(&["--config", cfg, "evaluate"]);
 }
 
-fn group_of<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    v["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["name"] == name)
-        .unwrap_or_else(|| panic!("no group {name} in {v}"))
-}
-
 #[test]
 fn status_counts_what_apply_created_as_plan_does() {
     let sim = Sim::start(&["--droplets", "3", "--seed", "21", "--activate-ms", "300"]);
