@@ -46,6 +46,9 @@ pub struct GroupReport {
     pub errors: Vec<String>,
     /// Still pending after this run (waiting for active / health, or destroy not yet seen).
     pub pending: Vec<String>,
+    /// Why nothing was done for the group at all (`paused: …`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// Where state goes after each step: the whole document is saved (atomically) each time.

@@ -73,7 +73,7 @@ pub enum Command {
     /// List each group's droplets and fetch every active droplet's metrics; store the scrape.
     Scrape(ScrapeArgs),
     /// Compute every condition and policy on the latest scrape; store the evaluation.
-    Evaluate,
+    Evaluate(EvaluateArgs),
     /// Turn the evaluation into a plan: the desired size, what to create and destroy, and why.
     Plan(PlanArgs),
     /// Carry out the stored plan through the DigitalOcean API.
@@ -87,8 +87,19 @@ pub enum Command {
     /// Validate the configuration without touching the network: its keys, expressions and
     /// metric names, and every file it names.
     Check(CheckArgs),
-    /// Show per group the size, bounds, last actions, cooldowns and pending droplets.
-    Status,
+    /// Show per group the size, bounds, last actions, cooldowns, pending droplets, a pause and
+    /// a size set by hand.
+    Status(StatusArgs),
+    /// Pause a group: it is still scraped and evaluated, but its plans change nothing and
+    /// apply sends nothing for it (not even to repair its bounds) until `doscale resume`.
+    Pause(GroupArg),
+    /// Resume a paused group: its policies rule again from the next plan.
+    Resume(GroupArg),
+    /// Set a group's desired size by hand, once (like `kubectl scale`): the next plan takes N
+    /// instead of the policies' recommendation, not held by cooldowns, stabilization,
+    /// min_reporting or step limits (pending operations still hold it); applying that plan
+    /// consumes the request and counts as a scale action for the cooldowns.
+    Set(SetArgs),
     /// Convert do-scaler scaler files (conf.d/*.cfg) into one doscale TOML configuration on
     /// stdout, a group per file.
     ImportSeed(ImportSeedArgs),
@@ -96,11 +107,34 @@ pub enum Command {
     Completions(CompletionsArgs),
 }
 
+/// Which groups a command acts on.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GroupSelect {
+    /// Act on this group only (repeatable; default: every group). The other groups' state
+    /// (scrapes, evaluation, plan, history) is left exactly as it was.
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct ScrapeArgs {
     /// Keep every series of every droplet, not only those the policies and the load table use.
     #[arg(long)]
     pub all: bool,
+    #[command(flatten)]
+    pub select: GroupSelect,
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    pub select: GroupSelect,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub select: GroupSelect,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +142,8 @@ pub struct PlanArgs {
     /// Exit 3 when the plan changes something, 0 when it changes nothing (like terraform plan).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub select: GroupSelect,
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +151,22 @@ pub struct ApplyArgs {
     /// Print exactly the requests apply would send; send no mutating request, change no state.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub select: GroupSelect,
+}
+
+#[derive(Debug, Args)]
+pub struct GroupArg {
+    /// The group's name (`name` in its `[[group]]`).
+    pub group: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The group's name (`name` in its `[[group]]`).
+    pub group: String,
+    /// The desired size, within the group's `min` and `max`.
+    pub size: u32,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +182,8 @@ pub struct RunArgs {
     /// instead of one summary line per group.
     #[arg(long)]
     pub tables: bool,
+    #[command(flatten)]
+    pub select: GroupSelect,
 }
 
 #[derive(Debug, Args)]

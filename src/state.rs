@@ -50,6 +50,34 @@ pub struct GroupState {
     /// Target-tracking recommendations (for the scale-down stabilization window).
     #[serde(default)]
     pub recommendations: Vec<Recommendation>,
+    /// Set by `doscale pause`: the group is scraped and evaluated, never changed, until
+    /// `doscale resume`. (Added after version 1 went out: absent means not paused.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Paused>,
+    /// Set by `doscale set`: a one-off desired size for the next plan, consumed once a plan
+    /// that carries it out is applied. (Absent means none.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual: Option<ManualSize>,
+}
+
+/// A pause of a group (`doscale pause`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Paused {
+    pub since: DateTime<Utc>,
+    /// Who paused it, as far as the environment says (`$SUDO_USER`, `$USER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+/// A size set by hand (`doscale set GROUP N`), like `kubectl scale`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManualSize {
+    pub desired: u32,
+    /// When it was set: the plan that carries it out names it, and `apply` consumes only that
+    /// request (a newer `set` made between plan and apply survives).
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// One scrape of one group. Stored compactly: every series key once per scrape, each

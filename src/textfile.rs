@@ -36,17 +36,15 @@ pub fn render(
 
     gauge(
         "group_size",
-        "Droplets in the group (new and active) at the last scrape.",
+        "Droplets in the group (new and active): the last scrape and what apply changed since.",
         groups
             .iter()
             .filter_map(|(g, gs)| {
-                scrape(*gs).map(|s| {
+                let gs = (*gs)?;
+                scrape(Some(gs)).map(|s| {
                     (
                         lbl(&g.name),
-                        s.droplets
-                            .iter()
-                            .filter(|d| d.status == "new" || d.status == "active")
-                            .count() as f64,
+                        crate::plan::Members::of(&s.droplets, s.at, &gs.history).count() as f64,
                     )
                 })
             })
@@ -77,6 +75,17 @@ pub fn render(
         groups
             .iter()
             .map(|(g, _)| (lbl(&g.name), g.max as f64))
+            .collect(),
+    );
+    gauge(
+        "group_paused",
+        "1 while the group is paused (`doscale pause`), 0 otherwise.",
+        groups
+            .iter()
+            .map(|(g, gs)| {
+                let paused = gs.is_some_and(|s| s.paused.is_some());
+                (lbl(&g.name), if paused { 1.0 } else { 0.0 })
+            })
             .collect(),
     );
     gauge(

@@ -54,8 +54,24 @@ pub fn stage(
     let now = Utc::now();
     // Check every group's plan before touching anything.
     let mut plans = Vec::new();
+    let mut reports = Vec::new();
     for g in &ctx.config.groups {
         let gs = state.group_mut(&g.name);
+        if let Some(p) = &gs.paused {
+            // Nothing is sent for a paused group, whatever its stored plan says (made before
+            // the pause, say), and its pending operations wait too.
+            reports.push(GroupReport {
+                name: g.name.clone(),
+                skipped: Some(format!(
+                    "paused since {}{}: nothing sent, `doscale resume {}` to resume",
+                    super::pause::at(p.since),
+                    super::pause::by(p.by.as_deref()),
+                    g.name
+                )),
+                ..Default::default()
+            });
+            continue;
+        }
         let Some(plan) = gs.plan.clone() else {
             bail!(
                 "group {}: there is no plan to apply: run `doscale plan` first (or `doscale run --dry-run` for a whole fresh pass)",
@@ -106,12 +122,17 @@ pub fn stage(
     let saver = Saver {
         store: if dry_run { None } else { Some(store) },
     };
-    let mut reports = Vec::new();
     for (g, plan, listing) in plans {
         let rep = apply::apply_group(api, g, &plan, state, &saver, &listing, dry_run)?;
         if !dry_run {
-            if let Some(p) = state.group_mut(&g.name).plan.as_mut() {
+            let gs = state.group_mut(&g.name);
+            if let Some(p) = gs.plan.as_mut() {
                 p.applied_at = Some(Utc::now());
+            }
+            // A `doscale set` is consumed by the plan that carried it out (not by one made
+            // before a newer `set`): the policies rule again from the next plan.
+            if plan.carries_set.is_some() && gs.manual.as_ref().map(|m| m.at) == plan.carries_set {
+                gs.manual = None;
             }
             saver.save(state)?;
         }
@@ -123,6 +144,10 @@ pub fn stage(
 pub fn render_text(reports: &[GroupReport], dry_run: bool) -> String {
     let mut out = String::new();
     for r in reports {
+        if let Some(why) = &r.skipped {
+            out.push_str(&format!("group {}: {}\n", sanitize(&r.name), sanitize(why)));
+            continue;
+        }
         if dry_run {
             out.push_str(&format!(
                 "group {}: dry run, {} request(s) would be sent:\n",

@@ -43,6 +43,7 @@ pub fn run(g: &Global, args: &DemoArgs) -> Result<()> {
         wait: None,
         style: output::Style::detect(!g.no_headers, g.output == crate::cli::Output::Wide),
         verbose: g.verbose > 0,
+        all: None,
     };
     let api = HttpApi::new(
         &ctx.config.api.url,

@@ -8,9 +8,11 @@ pub mod completions;
 pub mod demo;
 pub mod evaluate;
 pub mod import_seed;
+pub mod pause;
 pub mod plan;
 pub mod run;
 pub mod scrape;
+pub mod set;
 pub mod sim;
 pub mod status;
 #[cfg(test)]
@@ -34,7 +36,7 @@ pub fn write_textfile(ctx: &Ctx, state: &crate::state::State, api: &dyn crate::d
         .get()
         .map(|t| t.elapsed().as_secs_f64())
         .unwrap_or(0.0);
-    crate::textfile::write(&ctx.config, state, secs, api.error_count(), true);
+    crate::textfile::write(ctx.whole_config(), state, secs, api.error_count(), true);
 }
 
 /// Runs the command line; returns the process exit code.
@@ -98,15 +100,18 @@ fn install_error_theme() {
 fn dispatch(cli: &Cli) -> Result<()> {
     let g = &cli.global;
     match &cli.command {
-        Command::Scrape(a) => scrape::run(&Ctx::load(g)?, a),
-        Command::Evaluate => evaluate::run(&Ctx::load(g)?),
-        Command::Plan(a) => plan::run(&Ctx::load(g)?, a),
-        Command::Apply(a) => apply::run(&Ctx::load(g)?, a),
-        Command::Run(a) => run::run(&Ctx::load(g)?, a),
+        Command::Scrape(a) => scrape::run(&Ctx::load(g)?.select(&a.select)?, a),
+        Command::Evaluate(a) => evaluate::run(&Ctx::load(g)?.select(&a.select)?),
+        Command::Plan(a) => plan::run(&Ctx::load(g)?.select(&a.select)?, a),
+        Command::Apply(a) => apply::run(&Ctx::load(g)?.select(&a.select)?, a),
+        Command::Run(a) => run::run(&Ctx::load(g)?.select(&a.select)?, a),
         Command::Demo(a) => demo::run(g, a),
         Command::Sim(a) => sim::run(a),
         Command::Check(a) => check::run(&Ctx::load(g)?, a),
-        Command::Status => status::run(&Ctx::load(g)?),
+        Command::Status(a) => status::run(&Ctx::load(g)?.select(&a.select)?),
+        Command::Pause(a) => pause::pause(&Ctx::load(g)?, a),
+        Command::Resume(a) => pause::resume(&Ctx::load(g)?, a),
+        Command::Set(a) => set::run(&Ctx::load(g)?, a),
         Command::ImportSeed(a) => import_seed::run(a),
         Command::Completions(a) => completions::run(a),
     }
@@ -114,9 +119,13 @@ fn dispatch(cli: &Cli) -> Result<()> {
 
 /// What every configured command needs: the validated config and the global flags.
 pub struct Ctx {
+    /// The config, its groups narrowed to those `--group` selected.
     pub config: Config,
     pub json: bool,
     pub wait: Option<Duration>,
+    /// The whole config when `--group` narrowed `config` (the metrics textfile still
+    /// describes every group).
+    pub all: Option<Box<Config>>,
     /// How tables look (colour, width, headers, `-o wide`).
     pub style: crate::output::Style,
     /// `-v` given (`run` then prints the tables).
@@ -150,7 +159,49 @@ impl Ctx {
                 g.output == crate::cli::Output::Wide,
             ),
             verbose: g.verbose > 0,
+            all: None,
         })
+    }
+
+    /// Narrows the groups to those named by `--group` (each once, in config order); an
+    /// unknown name is a usage error naming the configured groups. No name: every group.
+    pub fn select(mut self, select: &crate::cli::GroupSelect) -> Result<Ctx> {
+        if select.groups.is_empty() {
+            return Ok(self);
+        }
+        for name in &select.groups {
+            self.group(name)?;
+        }
+        let whole = self.config.clone();
+        self.config
+            .groups
+            .retain(|g| select.groups.iter().any(|n| n == &g.name));
+        self.all = Some(Box::new(whole));
+        Ok(self)
+    }
+
+    /// The configured group `name`; an unknown name is a usage error (exit 2) naming the
+    /// configured groups.
+    pub fn group(&self, name: &str) -> Result<&config::Group> {
+        let groups = &self.whole_config().groups;
+        groups.iter().find(|g| g.name == name).ok_or_else(|| {
+            UsageError(format!(
+                "there is no group {:?} in {}: the configured groups are {}",
+                crate::output::sanitize(name),
+                self.whole_config().path.display(),
+                groups
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into()
+        })
+    }
+
+    /// The config with every group, whatever `--group` selected.
+    pub fn whole_config(&self) -> &Config {
+        self.all.as_deref().unwrap_or(&self.config)
     }
 
     /// The API client (needs a token).

@@ -63,6 +63,10 @@ pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupPlan>> {
             history: &gs.history,
             pending: &gs.pending,
             recommendations: &gs.recommendations,
+            operator: plan::Operator {
+                paused: gs.paused.as_ref(),
+                manual: gs.manual.as_ref(),
+            },
             now,
             rand: rand::thread_rng().gen(),
         };

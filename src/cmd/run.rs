@@ -31,7 +31,7 @@ pub fn run(ctx: &super::Ctx, args: &crate::cli::RunArgs) -> Result<()> {
         Ok(r) => r,
         Err(e) => {
             let secs = 0.0;
-            crate::textfile::write(&ctx.config, &state, secs, api.error_count(), false);
+            crate::textfile::write(ctx.whole_config(), &state, secs, api.error_count(), false);
             return Err(e);
         }
     };
@@ -101,7 +101,10 @@ pub fn render_summary(
         if !why.is_empty() {
             line.push_str(&format!(" ({})", why.join("; ")));
         }
-        if let Some(r) = r {
+        if let Some(why) = r.and_then(|r| r.skipped.as_deref()) {
+            // A paused group: apply sent nothing, and says why.
+            line.push_str(&format!(": {}", sanitize(why)));
+        } else if let Some(r) = r {
             let mut done = Vec::new();
             if dry_run {
                 if !r.requests.is_empty() {

@@ -1,5 +1,7 @@
-//! `doscale status`: per group the size, bounds, last actions, cooldowns remaining and
-//! pending operations — read from the state file without taking the lock.
+//! `doscale status`: per group the size, bounds, last actions, cooldowns remaining, pending
+//! operations, a pause and a size set by hand — read from the state file without taking the
+//! lock. The size is the planner's own count ([`crate::plan::Members`]): the latest scrape
+//! and what apply changed since.
 
 use chrono::Utc;
 use color_eyre::Result;
@@ -18,16 +20,15 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
     for g in &ctx.config.groups {
         let gs = state.groups.get(&g.name).unwrap_or(&empty);
         let scrape = gs.latest_scrape();
-        let size = scrape.map(|s| {
-            s.droplets
-                .iter()
-                .filter(|d| d.status == "new" || d.status == "active")
-                .count()
-        });
+        let members = scrape.map(|s| crate::plan::Members::of(&s.droplets, s.at, &gs.history));
+        let size = members.as_ref().map(crate::plan::Members::count);
+        let since_scrape = members
+            .as_ref()
+            .and_then(crate::plan::Members::changed_since_scrape);
         let failing = scrape
             .map(|s| s.droplets.iter().filter(|d| d.error.is_some()).count())
             .unwrap_or(0);
-        let last = gs.history.last();
+        let last = crate::plan::last_action(&gs.history);
         let remaining = |cool: std::time::Duration| -> Option<chrono::Duration> {
             let l = last?;
             let end = l.at + chrono::Duration::from_std(cool).ok()?;
@@ -43,6 +44,7 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
             "cooldown_up_remaining_s": up.map(|d| d.num_seconds()),
             "cooldown_down_remaining_s": down.map(|d| d.num_seconds()),
             "pending": gs.pending, "history": gs.history.iter().rev().take(10).collect::<Vec<_>>(),
+            "paused": gs.paused, "set": gs.manual,
         }));
         text.push_str(&format!(
             "group {} (tag {}): size {} (min {}, max {}), desired {}, {} failing scrape, last scrape {}\n",
@@ -55,6 +57,31 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
             failing,
             scrape.map(|s| format!("{} ago", output::age(now - s.at))).unwrap_or_else(|| "never".into()),
         ));
+        if let Some((created, destroyed)) = &since_scrape {
+            text.push_str(&format!(
+                "  since the last scrape apply created {} and destroyed {} (counted in the size)\n",
+                created.len(),
+                destroyed.len()
+            ));
+        }
+        if let Some(p) = &gs.paused {
+            text.push_str(&format!(
+                "  PAUSED since {} ago{}: scraped and evaluated, never changed; `doscale resume {}` to resume\n",
+                output::age(now - p.since),
+                p.by.as_deref().map(|b| format!(" by {}", sanitize(b))).unwrap_or_default(),
+                sanitize(&g.name)
+            ));
+        }
+        if let Some(m) = &gs.manual {
+            text.push_str(&format!(
+                "  set: desired {} by `doscale set` {} ago{}, not yet applied\n",
+                m.desired,
+                output::age(now - m.at),
+                m.by.as_deref()
+                    .map(|b| format!(" by {}", sanitize(b)))
+                    .unwrap_or_default(),
+            ));
+        }
         text.push_str(&format!(
             "  cooldown: up {}, down {}\n",
             up.map(|d| format!("{} left", output::age(d)))

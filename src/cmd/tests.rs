@@ -46,6 +46,7 @@ fn ctx(style: Style) -> super::Ctx {
             .unwrap_or_else(|e| panic!("{e}")),
         json: false,
         wait: None,
+        all: None,
         style,
         verbose: false,
     }
@@ -154,6 +155,7 @@ fn fleet_acted(
         recommendations: &[],
         now,
         rand: 7,
+        operator: Default::default(),
     });
     let mut state = State::new();
     let gs = state.group_mut("web");
@@ -355,6 +357,7 @@ fn run_prints_one_line_per_group() {
         destroyed: vec![],
         errors: vec![],
         pending: vec![],
+        skipped: None,
     };
     let text = summary(&plan, std::slice::from_ref(&report), true);
     assert!(

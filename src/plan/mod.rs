@@ -45,9 +45,12 @@
 //! * A history entry dated in the future (clock skew) counts as "0s ago".
 
 mod choose;
+mod members;
 mod names;
 pub(crate) mod text;
 
+#[cfg(test)]
+mod operator_tests;
 #[cfg(test)]
 mod props;
 #[cfg(test)]
@@ -60,7 +63,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Group, Scale};
 use crate::policy::{GroupEvaluation, PolicyEvaluation};
-use crate::state::{HistoryEntry, PendingKind, PendingOp, Recommendation, ScrapedDroplet};
+use crate::state::{
+    HistoryEntry, ManualSize, Paused, PendingKind, PendingOp, Recommendation, ScrapedDroplet,
+};
+
+pub use members::{is_live, Members};
 
 /// The series `remove = "least_loaded"` orders by (from the evaluation, or from the scrape
 /// when the stored evaluation has no per-droplet values).
@@ -91,9 +98,20 @@ pub struct PlanInput<'a> {
     pub history: &'a [HistoryEntry],
     pub pending: &'a [PendingOp],
     pub recommendations: &'a [Recommendation],
+    /// The operator's hand (`doscale pause` / `doscale set`), from the group's state.
+    pub operator: Operator<'a>,
     pub now: DateTime<Utc>,
     /// Randomness for `{rand}` in names.
     pub rand: u64,
+}
+
+/// What the operator decided by hand for a group.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Operator<'a> {
+    /// `doscale pause`: the plan changes nothing.
+    pub paused: Option<&'a Paused>,
+    /// `doscale set GROUP N`: the desired size of this plan.
+    pub manual: Option<&'a ManualSize>,
 }
 
 /// One group's plan (stored in state, printed by `plan --output json`).
@@ -120,6 +138,14 @@ pub struct GroupPlan {
     /// When `apply` carried this plan out (a plan is applied once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_at: Option<DateTime<Utc>>,
+    /// The group is paused (`doscale pause`): the plan changes nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// The `doscale set` request (its time) this plan carries out: applying the plan
+    /// consumes that request. `None` when there is none, or when it is held (paused,
+    /// pending operations, a scrape older than apply's last changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carries_set: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,11 +161,6 @@ impl GroupPlan {
     pub fn changes(&self) -> bool {
         !self.create.is_empty() || !self.destroy.is_empty()
     }
-}
-
-/// A droplet that counts toward the group's size (docs/design.md §3.1).
-pub fn is_live(d: &ScrapedDroplet) -> bool {
-    d.status == "new" || d.status == "active"
 }
 
 /// Operations of the group already on their way.
@@ -183,13 +204,10 @@ pub fn plan_group(input: &PlanInput<'_>) -> GroupPlan {
     let g = input.group;
     let mut why: Vec<String> = Vec::new();
 
-    // Members that count, each id once.
-    let mut seen = BTreeSet::new();
-    let live: Vec<&ScrapedDroplet> = input
-        .members
-        .iter()
-        .filter(|d| is_live(d) && seen.insert(d.id))
-        .collect();
+    // Members that count, each id once, with what apply changed since the scrape (the
+    // evaluation is of the latest scrape: its time is the scrape's).
+    let members = Members::of(input.members, input.eval.at, input.history);
+    let live: Vec<&ScrapedDroplet> = members.all();
     let current = live.len() as u32;
     let mut based_on: Vec<u64> = input.members.iter().map(|d| d.id).collect();
     based_on.sort_unstable();
@@ -202,18 +220,33 @@ pub fn plan_group(input: &PlanInput<'_>) -> GroupPlan {
         desired,
     });
     let mut want = raw.recommended;
+    let manual = input.operator.manual;
 
-    stabilization(input, current, raw.target, &mut want, &mut why);
+    if let Some(m) = manual {
+        // The operator's number replaces the recommendation, like `kubectl scale`.
+        why.insert(0, text::manual(m, current));
+        want = m.desired;
+    } else {
+        stabilization(input, current, raw.target, &mut want, &mut why);
+    }
     bounds(g, current, &mut want, &mut why);
     // The holds all judge the same wish, so every rule that blocks it is named, not only the
     // first: an operator sees at once everything that stands in the way.
     let wish = want;
-    min_reporting(input.eval, current, wish, &mut want, &mut why);
-    cooldowns(input, current, wish, &mut want, &mut why);
-    pending(input.pending, current, wish, &mut want, &mut why);
-    step_limits(g, current, &mut want, &mut why);
+    if manual.is_none() {
+        min_reporting(input.eval, current, wish, &mut want, &mut why);
+        cooldowns(input, current, wish, &mut want, &mut why);
+    }
+    let held = pending(input.pending, current, wish, &mut want, &mut why);
+    if manual.is_none() {
+        step_limits(g, current, &mut want, &mut why);
+    }
     no_template(g, current, &mut want, &mut why);
     repair(g, current, &flight, &mut want, &mut why);
+    // Last word: what makes the plan change nothing at all, whatever the rules above said.
+    let stale = stale_scrape(&members, current, &mut want, &mut why);
+    let paused = paused(input, current, &mut want, &mut why);
+    let carries_set = manual.filter(|_| !held && !stale && !paused).map(|m| m.at);
 
     // Concrete changes.
     let mut create = Vec::new();
@@ -294,7 +327,50 @@ pub fn plan_group(input: &PlanInput<'_>) -> GroupPlan {
         based_on,
         recommendation,
         applied_at: None,
+        paused,
+        carries_set,
     }
+}
+
+/// Apply changed the group after the latest scrape (a manual `apply`, no `scrape` since):
+/// the evaluation did not see the droplets it created or destroyed, so nothing changes until
+/// a scrape and an evaluation do. `current` already counts them.
+fn stale_scrape(members: &Members, current: u32, want: &mut u32, why: &mut Vec<String>) -> bool {
+    let Some((created, destroyed)) = members.changed_since_scrape() else {
+        return false;
+    };
+    let mut parts = Vec::new();
+    if !created.is_empty() {
+        parts.push(format!("created {}", created.join(", ")));
+    }
+    if !destroyed.is_empty() {
+        parts.push(format!("destroyed {}", destroyed.join(", ")));
+    }
+    why.insert(
+        0,
+        format!(
+            "scrape: apply changed the group after the latest scrape ({}; counted in current {current}): no change until `doscale scrape` and `doscale evaluate` see it{}",
+            parts.join("; "),
+            if *want != current {
+                format!(" (wanted {}, stays {current})", *want)
+            } else {
+                String::new()
+            }
+        ),
+    );
+    *want = current;
+    true
+}
+
+/// A paused group is scraped and evaluated, but its plan changes nothing: not even the
+/// bounds are repaired (the operator's hand is off the group until `doscale resume`).
+fn paused(input: &PlanInput<'_>, current: u32, want: &mut u32, why: &mut Vec<String>) -> bool {
+    let Some(p) = input.operator.paused else {
+        return false;
+    };
+    why.insert(0, text::paused(p, &input.group.name, current, *want));
+    *want = current;
+    true
 }
 
 fn signed_step(p: &PolicyEvaluation) -> String {
@@ -600,9 +676,15 @@ pub fn last_action(history: &[HistoryEntry]) -> Option<&HistoryEntry> {
 }
 
 /// Rule 5: no new scale action while an operation is on its way (§3.6).
-fn pending(ops: &[PendingOp], current: u32, wish: u32, want: &mut u32, why: &mut Vec<String>) {
+fn pending(
+    ops: &[PendingOp],
+    current: u32,
+    wish: u32,
+    want: &mut u32,
+    why: &mut Vec<String>,
+) -> bool {
     if wish == current || ops.is_empty() {
-        return;
+        return false;
     }
     let creates = ops.iter().filter(|o| o.kind == PendingKind::Create).count();
     let destroys = ops.len() - creates;
@@ -625,6 +707,7 @@ fn pending(ops: &[PendingOp], current: u32, wish: u32, want: &mut u32, why: &mut
         wish
     ));
     *want = current;
+    true
 }
 
 /// Rule 6: at most `max_step_up` added and `max_step_down` removed per pass.

@@ -245,6 +245,8 @@ fn fixture(c: &Case) -> Fx {
         history,
         pending,
         recs,
+        paused: None,
+        manual: None,
         rand: c.rand,
     }
 }

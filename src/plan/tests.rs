@@ -171,6 +171,8 @@ pub(super) struct Fx {
     pub history: Vec<HistoryEntry>,
     pub pending: Vec<PendingOp>,
     pub recs: Vec<Recommendation>,
+    pub paused: Option<Paused>,
+    pub manual: Option<ManualSize>,
     pub rand: u64,
 }
 
@@ -183,6 +185,8 @@ impl Fx {
             history: vec![],
             pending: vec![],
             recs: vec![],
+            paused: None,
+            manual: None,
             rand: 1,
         }
     }
@@ -195,6 +199,10 @@ impl Fx {
             history: &self.history,
             pending: &self.pending,
             recommendations: &self.recs,
+            operator: Operator {
+                paused: self.paused.as_ref(),
+                manual: self.manual.as_ref(),
+            },
             now: now(),
             rand: self.rand,
         }

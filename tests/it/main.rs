@@ -8,6 +8,7 @@ mod foundation;
 mod man_page;
 mod openapi;
 mod operator_output;
+mod operator;
 mod pipeline;
 mod props;
 mod tour;
