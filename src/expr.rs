@@ -893,7 +893,9 @@ impl Expr {
         if v.is_finite() {
             Ok(v)
         } else {
-            Err(NoData(format!("the value is {v} (a division by zero?)")))
+            Err(NoData(format!(
+                "the value is {v}, not a finite number (a NaN or infinite series, or a division by zero)"
+            )))
         }
     }
 
@@ -981,6 +983,17 @@ impl Expr {
                     Val::Scalar(v) => smallvec::smallvec![Elem { labels: "", v }],
                     Val::Vector(items, _) => items,
                 };
+                // NaN and ±Inf are not values: `min`/`max` would skip a NaN (and `max` a
+                // -Inf) and hide a broken series behind the others.
+                if *op != AggOp::Count {
+                    if let Some(bad) = items.iter().find(|e| !e.v.is_finite()) {
+                        return Err(NoData(format!(
+                            "`{}` has a series whose value is {}, not a finite number",
+                            self.sel_text(self.origin_of(arg)),
+                            bad.v
+                        )));
+                    }
+                }
                 let n = items.len() as f64;
                 let vals = items.iter().map(|e| e.v);
                 let v = match op {

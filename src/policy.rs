@@ -64,6 +64,65 @@ pub struct Reporting {
     pub ok: bool,
 }
 
+/// Who gave a value for one expression (a condition or the target): the `min_reporting` rule
+/// counted per condition and target. A droplet that scraped but has no finite value for the
+/// expression (a NaN or infinite series, a series missing, a rate without a previous scrape)
+/// drops out of the aggregate; a scale-down must not rest on the others alone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// Eligible droplets: active and out of warmup (scraped or not).
+    pub eligible: usize,
+    /// Eligible droplets with a finite value.
+    pub with_value: usize,
+    /// `with_value` is at least `min_reporting` of `eligible` (and `eligible > 0`). An
+    /// evaluation stored before this field existed reads as not ok: no scale-down on it.
+    pub ok: bool,
+    /// The first [`Coverage::NAMED`] eligible droplets without a value, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<Missing>,
+}
+
+/// An eligible droplet without a value for an expression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Missing {
+    pub id: u64,
+    pub name: compact_str::CompactString,
+    pub why: String,
+}
+
+impl Coverage {
+    /// How many droplets without a value are named.
+    pub const NAMED: usize = 5;
+
+    /// `4 web-4 (scrape failed: …), 9 web-9 (no series matches `x`) and 3 more`.
+    pub fn missing_text(&self) -> String {
+        let mut s = self
+            .missing
+            .iter()
+            .map(|m| format!("{} {} ({})", m.id, m.name, short(&m.why)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more =
+            (self.eligible - self.with_value.min(self.eligible)).saturating_sub(self.missing.len());
+        if more > 0 {
+            s.push_str(&format!(" and {more} more"));
+        }
+        s
+    }
+}
+
+/// A reason cut to a length that keeps a list of droplets readable.
+fn short(why: &str) -> String {
+    const MAX: usize = 80;
+    if why.chars().count() <= MAX {
+        why.to_string()
+    } else {
+        let mut s: String = why.chars().take(MAX).collect();
+        s.push('…');
+        s
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyEvaluation {
     pub name: String,
@@ -93,6 +152,9 @@ pub struct ConditionEvaluation {
     /// Why there is no value, or why some droplets have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_data: Option<String>,
+    /// Which eligible droplets gave a value (the `min_reporting` rule of this condition).
+    #[serde(default)]
+    pub coverage: Coverage,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,9 +167,13 @@ pub struct TargetEvaluation {
     /// Droplets the recommendation scales from (evaluated ones).
     pub ready: usize,
     /// Recommended size: `ceil(ready × aggregate / value)`, or the current size inside the
-    /// tolerance band or without data.
+    /// tolerance band, without data, or when a recommendation below it would rest on fewer
+    /// droplets than `min_reporting` asks for.
     pub recommended: u32,
     pub reason: String,
+    /// Which eligible droplets gave a value for the target's expression.
+    #[serde(default)]
+    pub coverage: Coverage,
 }
 
 impl GroupEvaluation {
@@ -165,6 +231,8 @@ pub fn evaluate_group(
     let mut size = 0u32;
     let mut eligible = 0usize;
     let mut evaluated: Vec<&ScrapedDroplet> = Vec::new();
+    // Eligible droplets whose scrape failed: no value for any expression.
+    let mut failed: Vec<&ScrapedDroplet> = Vec::new();
     let mut droplets = Vec::with_capacity(cur.droplets.len());
     for d in &cur.droplets {
         let mut reason = None;
@@ -185,7 +253,10 @@ pub fn evaluate_group(
                 } else {
                     eligible += 1;
                     match &d.error {
-                        Some(e) => reason = Some(format!("scrape failed: {e}")),
+                        Some(e) => {
+                            reason = Some(format!("scrape failed: {e}"));
+                            failed.push(d);
+                        }
                         None => evaluated.push(d),
                     }
                 }
@@ -241,7 +312,7 @@ pub fn evaluate_group(
     for e in group.exprs() {
         columns
             .entry(e.text())
-            .or_insert_with(|| Column::compute(e, &inputs));
+            .or_insert_with(|| Column::compute(e, &inputs, &failed, group.min_reporting));
     }
 
     let policies = group
@@ -264,6 +335,7 @@ pub fn evaluate_group(
                         satisfied: value.is_some_and(|v| c.op.holds(v, c.threshold)),
                         no_data: col.no_data.clone(),
                         per_droplet: col.per_droplet(&inputs),
+                        coverage: col.coverage.clone(),
                     }
                 })
                 .collect();
@@ -285,11 +357,24 @@ pub fn evaluate_group(
     let target = group.target.as_ref().map(|t| {
         let col = &columns[t.expr.text()];
         let aggregate = aggregate(t.function, &col.values);
-        let (recommended, reason) = recommend(size, inputs.len(), aggregate, t.value, t.tolerance);
-        let reason = match (aggregate, &col.no_data) {
+        let (mut recommended, reason) =
+            recommend(size, inputs.len(), aggregate, t.value, t.tolerance);
+        let mut reason = match (aggregate, &col.no_data) {
             (None, Some(why)) => format!("{reason}: {why}"),
             _ => reason,
         };
+        // A recommendation below the current size needs min_reporting of the eligible
+        // droplets to have a value: the droplets without one may be the busy ones.
+        if recommended < size && !col.coverage.ok {
+            reason = format!(
+                "{reason}, but only {} of {} eligible droplets have a value (min_reporting {}%; none from {}): partial data never shrinks a group: keeping the current size {size}",
+                col.coverage.with_value,
+                col.coverage.eligible,
+                num(group.min_reporting * 100.0),
+                col.coverage.missing_text()
+            );
+            recommended = size;
+        }
         TargetEvaluation {
             value: t.value,
             function: t.function.label(),
@@ -297,6 +382,7 @@ pub fn evaluate_group(
             ready: inputs.len(),
             recommended,
             reason,
+            coverage: col.coverage.clone(),
         }
     });
 
@@ -325,21 +411,31 @@ struct Column {
     results: Vec<Result<f64, NoData>>,
     /// The values there are (what a condition's function aggregates).
     values: Vec<f64>,
-    /// Why droplets have no value (see [`Column::reasons`]).
+    /// Why droplets have no value (see [`reasons`]).
     no_data: Option<String>,
+    /// Which eligible droplets have a value.
+    coverage: Coverage,
     /// Only conditions print them (not the target): made when first asked for.
     per_droplet: OnceCell<Arc<PerDroplet>>,
 }
 
 impl Column {
-    fn compute(expr: &Expr, inputs: &[Input<'_>]) -> Column {
+    fn compute(
+        expr: &Expr,
+        inputs: &[Input<'_>],
+        failed: &[&ScrapedDroplet],
+        min_reporting: f64,
+    ) -> Column {
         let results = expr.eval_all(inputs.iter().map(|i| (i.cur, i.prev)));
+        let values: Vec<f64> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .filter(|v| v.is_finite())
+            .collect();
         Column {
-            values: results
-                .iter()
-                .filter_map(|r| r.as_ref().ok().copied())
-                .collect(),
+            coverage: coverage(inputs, &results, values.len(), failed, min_reporting),
             no_data: reasons(inputs, &results),
+            values,
             per_droplet: OnceCell::new(),
             results,
         }
@@ -359,6 +455,49 @@ impl Column {
                 )
             })
             .clone()
+    }
+}
+
+/// Who of the eligible droplets (the evaluated `inputs` and the `failed` scrapes) has a value.
+/// `with_value` counts the finite values: the evaluator already turns NaN and ±Inf into
+/// `NoData`, and the column drops any that would slip through.
+fn coverage(
+    inputs: &[Input<'_>],
+    results: &[Result<f64, NoData>],
+    with_value: usize,
+    failed: &[&ScrapedDroplet],
+    min_reporting: f64,
+) -> Coverage {
+    let eligible = inputs.len() + failed.len();
+    let mut missing: Vec<Missing> = failed
+        .iter()
+        .take(Coverage::NAMED)
+        .map(|d| Missing {
+            id: d.id,
+            name: d.name.clone(),
+            why: format!("scrape failed: {}", d.error.as_deref().unwrap_or("?")),
+        })
+        .collect();
+    for (i, r) in inputs.iter().zip(results) {
+        if missing.len() >= Coverage::NAMED {
+            break;
+        }
+        let why = match r {
+            Ok(v) if v.is_finite() => continue,
+            Ok(v) => format!("the value is {v}"),
+            Err(NoData(why)) => why.clone(),
+        };
+        missing.push(Missing {
+            id: i.droplet.id,
+            name: i.droplet.name.clone(),
+            why,
+        });
+    }
+    Coverage {
+        eligible,
+        with_value,
+        ok: eligible > 0 && with_value as f64 / eligible as f64 >= min_reporting,
+        missing,
     }
 }
 

@@ -8,7 +8,7 @@ use comfy_table::{Cell, Color};
 use serde_json::json;
 
 use crate::output::{self, sanitize};
-use crate::policy::{self, GroupEvaluation};
+use crate::policy::{self, Coverage, GroupEvaluation};
 use crate::state::State;
 
 pub fn run(ctx: &super::Ctx) -> Result<()> {
@@ -86,16 +86,7 @@ pub fn render_table(evals: &[GroupEvaluation], style: &output::Style) -> String 
     };
     let mut out = String::new();
     for e in evals {
-        out.push_str(&format!(
-            "group {}: {} droplets, {} evaluated; reporting {}/{} eligible (min_reporting {:.0}%: {})\n",
-            sanitize(&e.name),
-            e.size,
-            e.evaluated,
-            e.reporting.reporting,
-            e.reporting.eligible,
-            e.reporting.required * 100.0,
-            if e.reporting.ok { "met" } else { "not met: no scale-down" }
-        ));
+        out.push_str(&status_line(e));
         let conds: Vec<(String, &crate::policy::ConditionEvaluation)> = e
             .policies
             .iter()
@@ -128,6 +119,7 @@ pub fn render_table(evals: &[GroupEvaluation], style: &output::Style) -> String 
             "function",
             "value",
             "threshold",
+            "values",
             "holds",
             "verdict",
         ]);
@@ -150,6 +142,7 @@ pub fn render_table(evals: &[GroupEvaluation], style: &output::Style) -> String 
                     Cell::new(&c.function),
                     Cell::new(num(c.value)),
                     Cell::new(format!("{} {}", c.op, c.threshold)),
+                    Cell::new(format!("{}/{}", c.coverage.with_value, c.coverage.eligible)),
                     verdict(c.satisfied, ""),
                     if i == 0 {
                         verdict(p.satisfied, &format!(" ({:?})", p.match_).to_lowercase())
@@ -173,6 +166,87 @@ pub fn render_table(evals: &[GroupEvaluation], style: &output::Style) -> String 
             ));
         }
         out.push('\n');
+    }
+    out
+}
+
+/// The group's first lines: how many droplets reported, then per condition and target how
+/// many eligible droplets gave a value, whether that meets `min_reporting`, and which
+/// droplets gave none (a scale-down never rests on a condition without enough values).
+fn status_line(e: &GroupEvaluation) -> String {
+    let mut items: Vec<(String, &Coverage)> = e
+        .policies
+        .iter()
+        .flat_map(|p| {
+            p.conditions.iter().map(move |c| {
+                (
+                    format!("{}/{}", sanitize(&p.name), sanitize(&c.name)),
+                    &c.coverage,
+                )
+            })
+        })
+        .collect();
+    if let Some(t) = &e.target {
+        items.push(("target".into(), &t.coverage));
+    }
+    let pct = format!("{:.0}%", e.reporting.required * 100.0);
+    let mut out = format!(
+        "group {}: {} droplets, {} evaluated; reporting {}/{} eligible",
+        sanitize(&e.name),
+        e.size,
+        e.evaluated,
+        e.reporting.reporting,
+        e.reporting.eligible
+    );
+    if !items.is_empty() {
+        out.push_str("; values: ");
+        out.push_str(
+            &items
+                .iter()
+                .map(|(n, c)| format!("{n} {}/{}", c.with_value, c.eligible))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    let short: Vec<&str> = items
+        .iter()
+        .filter(|(_, c)| !c.ok)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if e.reporting.ok && short.is_empty() {
+        out.push_str(&format!(" (min_reporting {pct}: met)\n"));
+    } else if !e.reporting.ok {
+        out.push_str(&format!(" (min_reporting {pct}: not met: no scale-down)\n"));
+    } else {
+        out.push_str(&format!(
+            " (min_reporting {pct}: not met by {}: no scale-down resting on them)\n",
+            short.join(", ")
+        ));
+    }
+    // Who gave no value, once per distinct set of droplets (conditions reading the same
+    // expression share it).
+    let mut seen: Vec<(String, Vec<&str>)> = Vec::new();
+    for (n, c) in &items {
+        if c.with_value >= c.eligible {
+            continue;
+        }
+        let mut who = c
+            .missing
+            .iter()
+            .map(|m| format!("{} {} ({})", m.id, sanitize(&m.name), sanitize(&m.why)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = (c.eligible - c.with_value).saturating_sub(c.missing.len());
+        if more > 0 {
+            who.push_str(&format!(" and {more} more"));
+        }
+        match seen.iter_mut().find(|(w, _)| *w == who) {
+            Some((_, names)) => names.push(n),
+            None => seen.push((who, vec![n])),
+        }
+    }
+    for (who, names) in seen {
+        out.push_str(&format!("  no value for {}: {who}\n", names.join(", ")));
     }
     out
 }

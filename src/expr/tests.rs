@@ -287,6 +287,36 @@ fn arithmetic_and_vector_matching() {
 }
 
 #[test]
+fn non_finite_series_are_no_data_even_under_min_and_max() {
+    // min/max of IEEE floats skip a NaN and max skips a -Inf: one broken series must not be
+    // hidden behind the others (issue 14.1: NaN and ±Inf are not values).
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let s = map(&[
+            (r#"m{i="0"}"#, 1.0),
+            (r#"m{i="1"}"#, bad),
+            (r#"m{i="2"}"#, 3.0),
+        ]);
+        for e in ["min(m)", "max(m)", "sum(m)", "avg(m)", "max(m) - min(m)"] {
+            let err = ev(e, &s).expect_err(&format!("{e} with {bad}"));
+            assert!(
+                err.0.contains("not a finite number"),
+                "{e} with {bad}: {err}"
+            );
+        }
+        assert!(
+            ev("min(m)", &s).unwrap_err().0.contains("`m`"),
+            "names the selector"
+        );
+        // count counts series, whatever their values.
+        assert_eq!(ev("count(m)", &s), Ok(3.0));
+        // A lone series.
+        let one = map(&[("g", bad)]);
+        assert!(ev("g", &one).is_err());
+        assert!(ev("g * 0", &one).is_err());
+    }
+}
+
+#[test]
 fn rate_and_increase_use_the_previous_scrape() {
     let prev = map(&[
         (r#"c{cpu="0",mode="idle"}"#, 100.0),

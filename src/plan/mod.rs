@@ -62,7 +62,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Group, Scale};
-use crate::policy::{GroupEvaluation, PolicyEvaluation};
+use crate::policy::{Coverage, GroupEvaluation, PolicyEvaluation};
 use crate::state::{
     HistoryEntry, ManualSize, Paused, PendingKind, PendingOp, Recommendation, ScrapedDroplet,
 };
@@ -605,7 +605,10 @@ fn bounds(g: &Group, current: u32, want: &mut u32, why: &mut Vec<String>) {
     }
 }
 
-/// Rule 3: a scale-down needs enough of the eligible droplets to have reported (§3.3).
+/// Rule 3: a scale-down needs enough of the eligible droplets to have reported (§3.3), and
+/// enough of them to have a value for every condition and target it rests on: the deciding
+/// scale-down policy, the target, and every scale-up policy that a droplet without a value
+/// could have fired (scale-up beats scale-down).
 fn min_reporting(
     eval: &GroupEvaluation,
     current: u32,
@@ -613,25 +616,89 @@ fn min_reporting(
     want: &mut u32,
     why: &mut Vec<String>,
 ) {
-    if wish >= current || eval.reporting.ok {
+    if wish >= current {
         return;
     }
-    let r = &eval.reporting;
-    let share = if r.eligible == 0 {
-        0.0
-    } else {
-        r.reporting as f64 / r.eligible as f64
-    };
     let pct = |x: f64| text::num((x * 1000.0).round() / 10.0);
-    why.push(format!(
-        "min_reporting: {} of {} eligible droplets reported ({}% < {}%): partial data never shrinks a group (wanted {})",
-        r.reporting,
-        r.eligible,
-        pct(share),
-        pct(r.required),
-        wish
-    ));
-    *want = current;
+    let share = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };
+    let r = &eval.reporting;
+    let mut held = false;
+    if !r.ok {
+        why.push(format!(
+            "min_reporting: {} of {} eligible droplets reported ({}% < {}%): partial data never shrinks a group (wanted {})",
+            r.reporting,
+            r.eligible,
+            pct(share(r.reporting, r.eligible)),
+            pct(r.required),
+            wish
+        ));
+        held = true;
+    }
+    for (what, c) in doubts(eval) {
+        let mut line = format!(
+            "min_reporting: {what} has a value from {} of {} eligible droplets ({}% < {}%)",
+            c.with_value,
+            c.eligible,
+            pct(share(c.with_value, c.eligible)),
+            pct(r.required)
+        );
+        if c.with_value < c.eligible {
+            line.push_str(&format!("; none from {}", c.missing_text()));
+        }
+        line.push_str(&format!(
+            ": partial data never shrinks a group (wanted {wish})"
+        ));
+        why.push(line);
+        held = true;
+    }
+    if held {
+        *want = current;
+    }
+}
+
+/// What a scale-down rests on whose values do not cover `min_reporting` of the eligible
+/// droplets: the conditions of the deciding scale-down policy, the target, and the conditions
+/// of each scale-up policy whose verdict they leave open (under `match = "all"` a condition
+/// that is false on full data settles it; otherwise every condition must be covered).
+fn doubts(eval: &GroupEvaluation) -> Vec<(String, &Coverage)> {
+    let mut out = Vec::new();
+    let downs: Vec<&PolicyEvaluation> = eval
+        .policies
+        .iter()
+        .filter(|p| p.satisfied && p.scale == Scale::Down)
+        .collect();
+    if let Some(p) = largest(&downs) {
+        for c in p.conditions.iter().filter(|c| !c.coverage.ok) {
+            out.push((
+                format!("condition {} of scale-down policy {}", c.name, p.name),
+                &c.coverage,
+            ));
+        }
+    }
+    if let Some(t) = eval.target.as_ref().filter(|t| !t.coverage.ok) {
+        out.push(("the target".to_string(), &t.coverage));
+    }
+    for p in eval
+        .policies
+        .iter()
+        .filter(|p| !p.satisfied && p.scale == Scale::Up)
+    {
+        let settled = p.match_ == crate::config::Match::All
+            && p.conditions.iter().any(|c| c.coverage.ok && !c.satisfied);
+        if settled {
+            continue;
+        }
+        for c in p.conditions.iter().filter(|c| !c.coverage.ok) {
+            out.push((
+                format!(
+                    "condition {} of scale-up policy {} (it could have fired)",
+                    c.name, p.name
+                ),
+                &c.coverage,
+            ));
+        }
+    }
+    out
 }
 
 /// Rule 4: cooldowns per direction from the last scale action, whatever its outcome (§3.6).

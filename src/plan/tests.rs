@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::*;
 use crate::config::{Match, Scale};
 use crate::policy::{
-    ConditionEvaluation, DropletStatus, PolicyEvaluation, Reporting, TargetEvaluation,
+    ConditionEvaluation, Coverage, DropletStatus, PolicyEvaluation, Reporting, TargetEvaluation,
 };
 use crate::state::{HistoryDroplet, PendingKind};
 
@@ -74,6 +74,7 @@ pub(super) fn policy(
             } else {
                 None
             },
+            coverage: full(),
         }],
     }
 }
@@ -110,6 +111,17 @@ pub(super) fn target(recommended: u32, aggregate: Option<f64>) -> TargetEvaluati
         ready: 3,
         recommended,
         reason: "test".into(),
+        coverage: full(),
+    }
+}
+
+/// Every eligible droplet has a value.
+pub(super) fn full() -> Coverage {
+    Coverage {
+        eligible: 3,
+        with_value: 3,
+        ok: true,
+        missing: vec![],
     }
 }
 

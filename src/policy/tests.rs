@@ -601,6 +601,305 @@ mod props {
 }
 
 // ---------------------------------------------------------------------------------------
+// Partial data never shrinks a group (issue 14.1): 4 droplets, one busy; the busy one gives no
+// value for the condition in one way or another, and the other three alone would say "shrink
+// by 3". Evaluated and planned as `doscale evaluate` and `doscale plan` do.
+
+fn partial_group(expr: &str) -> Group {
+    group(
+        &r#"warmup = "0s"
+cooldown_down = "0s"
+max_step_down = 3
+[[group.policy]]
+name = "busy"
+scale = "up"
+conditions = [ { name = "work", expr = "EXPR", function = "mean", op = ">=", threshold = 0.75 } ]
+[[group.policy]]
+name = "idle"
+scale = "down"
+step = 3
+conditions = [ { name = "work", expr = "EXPR", function = "mean", op = "<", threshold = 0.5 } ]
+[group.template]
+name = "web-{n}"
+region = "nyc3"
+size = "s-1vcpu-1gb"
+image = "ubuntu-24-04-x64"
+"#
+        .replace("EXPR", expr),
+    )
+}
+
+/// Three idle droplets at 0.1 and the busy one (id 4) with `busy` as its series.
+fn three_idle_and(busy: &[(&str, f64)]) -> Vec<ScrapedDroplet> {
+    let mut ds = loads(&[0.1, 0.1, 0.1]);
+    ds.push(active(4, busy));
+    ds
+}
+
+fn plan_of(g: &Group, cur: &Scrape, prev: Option<&Scrape>) -> crate::plan::GroupPlan {
+    let at = cur.at;
+    // The planner reads the stored evaluation, which is the summary.
+    let e = evaluate_group(g, cur, prev, at).summary();
+    crate::plan::plan_group(&crate::plan::PlanInput {
+        group: g,
+        eval: &e,
+        members: &cur.droplets,
+        history: &[],
+        pending: &[],
+        recommendations: &[],
+        now: at,
+        rand: 1,
+        operator: Default::default(),
+    })
+}
+
+/// The plan holds the group and a `min_reporting` reason names the busy droplet.
+fn assert_held(p: &crate::plan::GroupPlan) {
+    assert!(
+        p.destroy.is_empty() && p.desired == 4,
+        "partial data shrank the group: {:#?}",
+        p
+    );
+    assert!(
+        p.reasons
+            .iter()
+            .any(|r| r.starts_with("min_reporting:") && r.contains("4 web-4")),
+        "no min_reporting reason naming 4 web-4: {:#?}",
+        p.reasons
+    );
+}
+
+#[test]
+fn partial_data_full_data_grows() {
+    let g = partial_group("node_load1");
+    let p = plan_of(
+        &g,
+        &scrape(t0(), three_idle_and(&[("node_load1", 3.6)])),
+        None,
+    );
+    assert_eq!((p.current, p.desired), (4, 5), "{:#?}", p.reasons);
+}
+
+#[test]
+fn partial_data_scrape_failed_never_shrinks() {
+    let g = partial_group("node_load1");
+    let mut ds = three_idle_and(&[]);
+    ds[3].error = Some("HTTP 500 Internal Server Error".into());
+    assert_held(&plan_of(&g, &scrape(t0(), ds), None));
+}
+
+#[test]
+fn partial_data_nan_never_shrinks() {
+    let g = partial_group("node_load1");
+    let ds = three_idle_and(&[("node_load1", f64::NAN)]);
+    assert_held(&plan_of(&g, &scrape(t0(), ds), None));
+}
+
+#[test]
+fn partial_data_pos_inf_never_shrinks() {
+    let g = partial_group("node_load1");
+    let ds = three_idle_and(&[("node_load1", f64::INFINITY)]);
+    assert_held(&plan_of(&g, &scrape(t0(), ds), None));
+}
+
+#[test]
+fn partial_data_neg_inf_never_shrinks() {
+    let g = partial_group("node_load1");
+    let ds = three_idle_and(&[("node_load1", f64::NEG_INFINITY)]);
+    assert_held(&plan_of(&g, &scrape(t0(), ds), None));
+}
+
+#[test]
+fn partial_data_series_missing_never_shrinks() {
+    let g = partial_group("node_load1");
+    let ds = three_idle_and(&[("node_load5", 3.6)]);
+    assert_held(&plan_of(&g, &scrape(t0(), ds), None));
+}
+
+#[test]
+fn partial_data_no_previous_scrape_for_rate_never_shrinks() {
+    // The busy droplet failed the previous scrape and answers again: its rate has nothing to
+    // compare with.
+    let g = partial_group("rate(work_seconds_total[5m])");
+    let work = |id: u64, v: f64| active(id, &[("work_seconds_total", v)]);
+    let mut before = vec![work(1, 100.0), work(2, 100.0), work(3, 100.0), work(4, 0.0)];
+    before[3].error = Some("HTTP 500 Internal Server Error".into());
+    before[3].series.clear();
+    let later = t0() + chrono::Duration::seconds(10);
+    let now = vec![
+        work(1, 101.0),
+        work(2, 101.0),
+        work(3, 101.0),
+        work(4, 36.0),
+    ];
+    let prev = scrape(t0(), before);
+    assert_held(&plan_of(&g, &scrape(later, now.clone()), Some(&prev)));
+    // With the previous scrape whole, the same numbers grow the group.
+    let mut whole = prev.clone();
+    whole.droplets[3] = work(4, 0.0);
+    let p = plan_of(&g, &scrape(later, now), Some(&whole));
+    assert_eq!(p.desired, 5, "{:#?}", p.reasons);
+}
+
+#[test]
+fn partial_data_an_up_policy_on_another_expression_holds_a_scale_down() {
+    // The scale-down reads load1, which the busy droplet has; the scale-up reads a rate, which
+    // it lacks (no previous scrape). The up policy could have fired: no shrink.
+    let g = group(
+        r#"warmup = "0s"
+cooldown_down = "0s"
+max_step_down = 3
+[[group.policy]]
+name = "busy"
+scale = "up"
+conditions = [ { name = "work", expr = "rate(work_seconds_total[5m])", function = "mean", op = ">=", threshold = 0.75 } ]
+[[group.policy]]
+name = "idle"
+scale = "down"
+step = 3
+conditions = [ { name = "load", expr = "node_load1", function = "min", op = "<", threshold = 0.5 } ]
+"#,
+    );
+    let d = |id: u64, work: f64| active(id, &[("work_seconds_total", work), ("node_load1", 0.1)]);
+    let later = t0() + chrono::Duration::seconds(10);
+    let prev = scrape(t0(), vec![d(1, 100.0), d(2, 100.0), d(3, 100.0)]);
+    let cur = scrape(
+        later,
+        vec![d(1, 101.0), d(2, 101.0), d(3, 101.0), d(4, 36.0)],
+    );
+    let p = plan_of(&g, &cur, Some(&prev));
+    assert_eq!(p.desired, 4, "{:#?}", p.reasons);
+    assert!(
+        p.reasons.iter().any(|r| r.starts_with(
+            "min_reporting: condition work of scale-up policy busy (it could have fired) has a value from 3 of 4"
+        ) && r.contains("none from 4 web-4")),
+        "{:#?}",
+        p.reasons
+    );
+    // An up policy settled on full data (match = all, one condition false everywhere) leaves
+    // no doubt: the scale-down goes ahead.
+    let settled = group(&format!(
+        "{}{}",
+        r#"warmup = "0s"
+cooldown_down = "0s"
+max_step_down = 3
+[[group.policy]]
+name = "busy"
+scale = "up"
+conditions = [
+  { name = "work", expr = "rate(work_seconds_total[5m])", function = "mean", op = ">=", threshold = 0.75 },
+  { name = "load", expr = "node_load1", function = "max", op = ">", threshold = 2 },
+]
+"#,
+        r#"[[group.policy]]
+name = "idle"
+scale = "down"
+step = 3
+conditions = [ { name = "load", expr = "node_load1", function = "min", op = "<", threshold = 0.5 } ]
+"#
+    ));
+    let p = plan_of(&settled, &cur, Some(&prev));
+    assert_eq!(p.desired, 1, "{:#?}", p.reasons);
+}
+
+#[test]
+fn coverage_counts_values_per_condition_and_names_the_missing() {
+    let g = partial_group("node_load1");
+    let mut ds = loads(&[0.1, 0.2]);
+    ds.push(active(3, &[("node_load1", f64::NAN)]));
+    ds.push(active(4, &[("node_load1", f64::INFINITY)]));
+    ds.push(active(5, &[("node_load1", f64::NEG_INFINITY)]));
+    ds.push(active(6, &[("node_load5", 1.0)]));
+    let mut failed = active(7, &[]);
+    failed.error = Some("connection refused".into());
+    ds.push(failed);
+    ds.push(active(8, &[("node_load1", f64::NAN)]));
+    let mut new = active(9, &[]);
+    new.status = "new".into();
+    ds.push(new);
+    let e = evaluate_group(&g, &scrape(t0(), ds), None, t0());
+    let c = &e.policies[0].conditions[0].coverage;
+    // New: not eligible. Scraped but without a finite value: eligible, no value.
+    assert_eq!((c.eligible, c.with_value, c.ok), (8, 2, false));
+    assert_eq!(
+        c.missing.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![7, 3, 4, 5, 6],
+        "failed scrapes first, then in listing order, at most {}",
+        Coverage::NAMED
+    );
+    assert_eq!(c.missing[0].why, "scrape failed: connection refused");
+    let text = c.missing_text();
+    assert!(
+        text.starts_with("7 web-7 (scrape failed: connection refused), 3 web-3 ("),
+        "{text}"
+    );
+    assert!(
+        text.contains("6 web-6 (no series matches `node_load1`)"),
+        "{text}"
+    );
+    assert!(text.ends_with(" and 1 more"), "{text}");
+    // Both conditions read the same expression: the same coverage.
+    assert_eq!(&e.policies[1].conditions[0].coverage, c);
+    // The group-level count only knows the scrape: 7 of 8 scraped.
+    assert_eq!((e.reporting.eligible, e.reporting.reporting), (8, 7));
+    // min_reporting = 0.25: 2 of 8 is enough.
+    let low = group(&format!("min_reporting = 0.25\n{}", "warmup = \"0s\"\n[[group.policy]]\nname = \"p\"\nscale = \"down\"\nconditions = [ { name = \"l\", expr = \"node_load1\", function = \"mean\", op = \"<\", threshold = 1 } ]\n"));
+    let mut ds = loads(&[0.1, 0.2]);
+    ds.extend((3..=8).map(|id| active(id, &[])));
+    let e = evaluate_group(&low, &scrape(t0(), ds), None, t0());
+    assert!(e.policies[0].conditions[0].coverage.ok);
+    // In the stored summary and in JSON.
+    let json = serde_json::to_value(e.summary()).unwrap();
+    assert_eq!(
+        json["policies"][0]["conditions"][0]["coverage"]["with_value"],
+        2
+    );
+}
+
+#[test]
+fn coverage_of_an_evaluation_stored_before_it_existed_is_not_ok() {
+    let c: ConditionEvaluation = serde_json::from_value(serde_json::json!({
+        "name": "c", "expr": "x", "function": "mean", "value": 0.1, "op": "<",
+        "threshold": 1.0, "satisfied": true, "per_droplet": {}
+    }))
+    .unwrap();
+    assert!(!c.coverage.ok);
+}
+
+#[test]
+fn target_below_the_current_size_needs_min_reporting() {
+    let g = target_group(0.6, 0.1);
+    // Three at 0.3 and one without a value: ceil(3 × 0.5) = 2 would shrink on partial data.
+    let mut ds = loads(&[0.3, 0.3, 0.3]);
+    ds.push(active(4, &[("node_load1", f64::NAN)]));
+    let t = evaluate_group(&g, &scrape(t0(), ds.clone()), None, t0())
+        .target
+        .unwrap();
+    assert_eq!(t.recommended, 4, "{}", t.reason);
+    assert!(
+        t.reason.starts_with("ceil(4 × 0.3 / 0.6) = 2, but only 3 of 4 eligible droplets have a value (min_reporting 100%; none from 4 web-4 (the value is NaN"),
+        "{}",
+        t.reason
+    );
+    assert_eq!((t.coverage.eligible, t.coverage.with_value), (4, 3));
+    // A recommendation above the current size on partial data stands (scale-up is allowed).
+    let mut hot = loads(&[0.9, 0.9, 0.9]);
+    hot.push(active(4, &[]));
+    let t = evaluate_group(&g, &scrape(t0(), hot), None, t0())
+        .target
+        .unwrap();
+    assert_eq!(t.recommended, 6, "ceil(4 × 0.9 / 0.6): {}", t.reason);
+    // With min_reporting = 0.75, 3 of 4 is enough.
+    let g = group(
+        "min_reporting = 0.75\n[group.target]\nexpr = \"node_load1\"\nfunction = \"mean\"\nvalue = 0.6\n",
+    );
+    let t = evaluate_group(&g, &scrape(t0(), ds), None, t0())
+        .target
+        .unwrap();
+    assert_eq!(t.recommended, 2, "{}", t.reason);
+}
+
+// ---------------------------------------------------------------------------------------
 // Speed.
 
 /// 5000 droplets, 4 conditions (one a rate over 4 cpus). Run in release for the figure:

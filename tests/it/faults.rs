@@ -434,3 +434,75 @@ fn an_unhealthy_new_droplet_is_reported_and_destroyed_only_when_asked() {
         assert!(st.contains("unhealthy"), "history: {st}");
     }
 }
+
+/// Issue 14.1: a droplet that fails one scrape and recovers has no rate on the next pass (no
+/// previous scrape to compare with). It used to drop out of the group's sum while the status
+/// line still said "reporting 4/4", and the other three alone shrank the group 4 → 1 where
+/// full data said 4 → 5.
+#[test]
+fn a_droplet_missing_one_scrape_never_shrinks_the_group() {
+    let sim = Sim::start(&["--droplets", "4", "--seed", "31"]);
+    // 3.2 fully busy droplets' worth of work over 4: each about 80% busy, 3.2 busy CPUs in all.
+    sim.put("/_sim/load", json!({"demand": 3.2}));
+    let busy = r#"1 - avg(rate(node_cpu_seconds_total{mode=\"idle\"}[5m]))"#;
+    let cfg = sim.config_with(
+        &format!(
+            "min = 1\nmax = 10\nwarmup = \"0s\"\ncooldown_up = \"0s\"\ncooldown_down = \"0s\"\nmax_step_down = 3\n\
+             [group.template]\nname = \"g-{{n}}\"\nregion = \"nyc3\"\nsize = \"s-1vcpu-1gb\"\nimage = \"ubuntu-24-04-x64\"\n\
+             [group.metrics]\nport = {p}\n\
+             [[group.policy]]\nname = \"busy\"\nscale = \"up\"\nconditions = [ {{ name = \"cpus\", expr = \"{busy}\", function = \"sum\", op = \">=\", threshold = 3.0 }} ]\n\
+             [[group.policy]]\nname = \"idle\"\nscale = \"down\"\nstep = 3\nconditions = [ {{ name = \"cpus\", expr = \"{busy}\", function = \"sum\", op = \"<\", threshold = 3.0 }} ]",
+            p = sim.metrics_port()
+        ),
+        "",
+    );
+    let pass = || {
+        std::thread::sleep(Duration::from_millis(1200));
+        ok(&["--config", &cfg, "scrape"]);
+        let table = ok(&["--config", &cfg, "evaluate"]).stdout;
+        let plan = ok(&["--config", &cfg, "plan", "--output", "json"]).json();
+        (table, plan["groups"][0].clone())
+    };
+    let ids = ids(&sim);
+    assert_eq!(ids.len(), 4);
+    ok(&["--config", &cfg, "scrape"]);
+    // Full data: 3.2 busy CPUs ≥ 3, grow.
+    let (_, p) = pass();
+    assert_eq!(
+        (p["current"].as_u64(), p["desired"].as_u64()),
+        (Some(4), Some(5)),
+        "{p}"
+    );
+    // One droplet fails a scrape: 3 of 4 reported, no shrink.
+    sim.put("/_sim/faults", json!({"droplets_refuse": [ids[0]]}));
+    let (_, p) = pass();
+    assert_eq!(p["destroy"].as_array().map(Vec::len), Some(0), "{p}");
+    // It recovers: scraped again, but its rate has no previous scrape. The other three alone
+    // sum to 2.4 < 3 and would say "shrink by 3".
+    sim.put("/_sim/faults", json!({}));
+    let (table, p) = pass();
+    assert_eq!(p["destroy"].as_array().map(Vec::len), Some(0), "{p}");
+    assert_eq!(p["desired"].as_u64(), Some(4), "{p}");
+    let why = p["reasons"].to_string();
+    assert!(
+        why.contains(
+            "min_reporting: condition cpus of scale-down policy idle has a value from 3 of 4"
+        ) && why.contains(&format!("none from {}", ids[0])),
+        "{why}"
+    );
+    assert!(
+        table.contains("reporting 4/4 eligible; values: busy/cpus 3/4, idle/cpus 3/4"),
+        "{table}"
+    );
+    assert!(table.contains("not met by busy/cpus, idle/cpus"), "{table}");
+    assert!(
+        table.contains(&format!("no value for busy/cpus, idle/cpus: {} ", ids[0])),
+        "{table}"
+    );
+    let n0 = sim.requests().len();
+    ok(&["--config", &cfg, "apply"]);
+    assert!(mutating(&sim.requests()[n0..]).is_empty());
+    // The next pass has full data again: grow.
+    let (_, p) = pass();
+    assert_eq!(p["desired"].as_u64(), Some(5), "{p}");
+}
