@@ -77,6 +77,7 @@ struct RawMetrics {
     timeout: Option<Spanned<String>>,
     concurrency: Option<Spanned<i64>>,
     max_body: Option<Spanned<String>>,
+    max_series: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +206,9 @@ pub struct Group {
     pub hooks: Vec<Hook>,
 }
 
+/// `[group.metrics] max_series` unless set: twenty times what do-agent serves.
+pub const DEFAULT_MAX_SERIES: usize = 20_000;
+
 #[derive(Debug, Clone)]
 pub struct Metrics {
     pub address: AddressKind,
@@ -214,6 +218,9 @@ pub struct Metrics {
     pub concurrency: usize,
     /// A body larger than this is refused (per droplet error).
     pub max_body: usize,
+    /// A page with more sample lines than this is refused (per droplet error): reading it
+    /// would cost time and memory out of proportion (do-agent serves about a thousand).
+    pub max_series: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -782,6 +789,10 @@ impl Cx<'_> {
                 Some(s) => parse_size(s.get_ref())
                     .map_err(|e| self.at(s.span(), &k("metrics.max_body"), e))?,
                 None => 4 * 1024 * 1024,
+            },
+            max_series: match &m.max_series {
+                Some(c) => self.count(c, &k("metrics.max_series"), 1, 10_000_000)? as usize,
+                None => DEFAULT_MAX_SERIES,
             },
         };
         if metrics.timeout.is_zero() {
