@@ -245,12 +245,7 @@ async fn scrape_one(
     // One deadline for the fetch and the reading of the page: a page that is slow to read
     // costs no more than one that is slow to arrive.
     let deadline = tokio::time::Instant::now() + m.timeout;
-    let timed_out = || {
-        format!(
-            "timed out after {}",
-            humantime::format_duration(m.timeout)
-        )
-    };
+    let timed_out = || format!("timed out after {}", humantime::format_duration(m.timeout));
     let fetched = tokio::time::timeout_at(deadline, fetch(client, &url, m.max_body)).await;
     let body = match fetched {
         Err(_) => Err(timed_out()),

@@ -1224,7 +1224,10 @@ mod tests {
         std::fs::remove_file(lock_path(&p)).unwrap();
         std::fs::hard_link(&victim, lock_path(&p)).unwrap();
         let e = chain(&Store::open(&p, None).err().unwrap());
-        assert!(e.contains("state.json.lock") && e.contains("hard link"), "{e}");
+        assert!(
+            e.contains("state.json.lock") && e.contains("hard link"),
+            "{e}"
+        );
         untouched();
         std::fs::remove_file(lock_path(&p)).unwrap();
 
@@ -1242,7 +1245,9 @@ mod tests {
         std::fs::remove_file(&p).unwrap();
 
         // the temporary file, at the name earlier versions used
-        let old_tmp = d.path().join(format!(".state.json.tmp.{}", std::process::id()));
+        let old_tmp = d
+            .path()
+            .join(format!(".state.json.tmp.{}", std::process::id()));
         symlink(&victim, &old_tmp).unwrap();
         store.save(&two_scrapes()).unwrap();
         untouched();
@@ -1255,7 +1260,10 @@ mod tests {
         symlink(&victim, &prom).unwrap();
         write_atomic(&prom, b"doscale_up 1\n", 0o644).unwrap();
         untouched();
-        assert!(std::fs::symlink_metadata(&prom).unwrap().file_type().is_file());
+        assert!(std::fs::symlink_metadata(&prom)
+            .unwrap()
+            .file_type()
+            .is_file());
 
         // a FIFO as the state file is refused, not waited on
         std::fs::remove_file(&p).unwrap();

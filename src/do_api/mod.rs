@@ -506,7 +506,11 @@ mod tests {
             assert_eq!(w(small, ""), Some(Duration::ZERO), "retry-after {small}");
         }
         for small in ["-inf", "1", "1799999999"] {
-            assert_eq!(w("", small), Some(Duration::ZERO), "ratelimit-reset {small}");
+            assert_eq!(
+                w("", small),
+                Some(Duration::ZERO),
+                "ratelimit-reset {small}"
+            );
         }
         assert_eq!(w("2.5", ""), Some(Duration::from_millis(2500)));
         assert_eq!(w("", "1800000007"), Some(Duration::from_secs(7)));

@@ -231,10 +231,7 @@ mod tests {
         assert!(a.next.is_some());
         // a droplet moved between pages: listed again, kept once
         let b = p.page(list(&[2, 3, 3], 3, None)).unwrap();
-        assert_eq!(
-            b.droplets.iter().map(|d| d.id).collect::<Vec<_>>(),
-            vec![3]
-        );
+        assert_eq!(b.droplets.iter().map(|d| d.id).collect::<Vec<_>>(), vec![3]);
         assert_eq!(b.again, vec![2, 3]);
         assert!(b.next.is_none());
     }
@@ -273,11 +270,7 @@ mod tests {
         }
         let (mut p, _) = Pager::new(&base(), "web", 2);
         let e = p
-            .page(list(
-                &[1, 2],
-                9,
-                Some("/v2/droplets?page=2&tag_name=db"),
-            ))
+            .page(list(&[1, 2], 9, Some("/v2/droplets?page=2&tag_name=db")))
             .unwrap_err();
         assert!(e.contains("\"db\""), "{e}");
     }
@@ -289,7 +282,10 @@ mod tests {
         p.page(list(&[1, 2], 5, Some(&link(2)))).unwrap();
         p.page(list(&[3, 4], 5, Some(&link(3)))).unwrap();
         let e = p.page(list(&[5], 5, Some(&link(4)))).unwrap_err();
-        assert!(e.contains("more pages") && e.contains("5 droplet(s)"), "{e}");
+        assert!(
+            e.contains("more pages") && e.contains("5 droplet(s)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -20,10 +20,7 @@ fn a_next_link_to_itself_stops_the_listing() {
     let sim = Sim::start(&["--droplets", "5"]);
     ok(&["--config", sim.cfg(), "scrape"]);
     let before = read(&sim.path("state.json"));
-    sim.put(
-        "/_sim/faults",
-        json!({"next_link": "self", "page_size": 2}),
-    );
+    sim.put("/_sim/faults", json!({"next_link": "self", "page_size": 2}));
     let n0 = sim.requests().len();
     let r = run(&["--config", sim.cfg(), "scrape"]);
     assert_eq!(r.code, 1, "{}", r.all());
