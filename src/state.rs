@@ -823,7 +823,7 @@ impl Store {
                 .create(true)
                 .truncate(false),
             &lock_path,
-            0,
+            true,
         )
         .wrap_err_with(|| format!("opening the lock file {}", lock_path.display()))?;
         let started = Instant::now();
@@ -918,10 +918,16 @@ fn read_holder(lock: &mut File) -> String {
 
 /// Opens a file of the state directory with `opts`, refusing what someone who can write in
 /// the directory could plant there to turn doscale's writes onto another file: a symbolic
-/// link (O_NOFOLLOW: the open fails with ELOOP), a file with other hard links, or anything but
-/// a regular file (a FIFO would block: O_NONBLOCK lets the open return and the check refuse
-/// it). `flags` are more `open(2)` flags.
-fn open_in_state_dir(opts: &mut OpenOptions, path: &Path, flags: i32) -> std::io::Result<File> {
+/// link (O_NOFOLLOW: the open fails with ELOOP), anything but a regular file (a FIFO would
+/// block: O_NONBLOCK lets the open return and the check refuse it), and with `written_in_place`
+/// (the lock file, the only file doscale writes in place) a file with other hard links.
+/// A state file with other hard links is read (a backup made with `cp -al` is harmless: the
+/// state is replaced by a rename, never written in place).
+fn open_in_state_dir(
+    opts: &mut OpenOptions,
+    path: &Path,
+    written_in_place: bool,
+) -> std::io::Result<File> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let refused = |what: &str| {
         std::io::Error::other(format!(
@@ -930,7 +936,7 @@ fn open_in_state_dir(opts: &mut OpenOptions, path: &Path, flags: i32) -> std::io
         ))
     };
     let f = opts
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | flags)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP) => refused("a symbolic link"),
@@ -940,7 +946,7 @@ fn open_in_state_dir(opts: &mut OpenOptions, path: &Path, flags: i32) -> std::io
     if !md.is_file() {
         return Err(refused("not a regular file"));
     }
-    if md.nlink() > 1 {
+    if written_in_place && md.nlink() > 1 {
         return Err(refused("a hard link to another file"));
     }
     Ok(f)
@@ -949,7 +955,7 @@ fn open_in_state_dir(opts: &mut OpenOptions, path: &Path, flags: i32) -> std::io
 /// Reads a state file without locking (for `status` and tests). A missing file is an empty
 /// state; a corrupt or newer one is an error naming it, and so is a symbolic link.
 pub fn load_file(path: &Path, read: Reading) -> Result<State> {
-    let opened = open_in_state_dir(OpenOptions::new().read(true), path, 0);
+    let opened = open_in_state_dir(OpenOptions::new().read(true), path, false);
     let bytes = match opened.and_then(|f| Contents::of(&f)) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::new()),
@@ -1253,6 +1259,10 @@ mod tests {
         untouched();
         assert!(std::fs::symlink_metadata(&p).unwrap().file_type().is_file());
         assert!(load_file(&p, Reading::All).is_ok());
+        // a second name of the state file (a `cp -al` backup) is harmless: read, replaced
+        std::fs::hard_link(&p, d.path().join("state.json.backup")).unwrap();
+        assert!(store.load().is_ok());
+        store.save(&two_scrapes()).unwrap();
         drop(store);
 
         // a link where the textfile goes: replaced by the file, its target untouched
