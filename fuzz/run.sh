@@ -2,7 +2,7 @@
 # Runs every fuzz target for a bounded time, one target at a time, one libFuzzer job each
 # (the machines have 2 cores shared with other work).
 #
-# Usage: fuzz/run.sh [seconds-per-target] [target...]      (default: 60 s, all four targets)
+# Usage: fuzz/run.sh [seconds-per-target] [target...]      (default: 60 s, all five targets)
 #   e.g. fuzz/run.sh 30              # each of exposition expr config state for 30 s
 #        fuzz/run.sh 480 expr        # only expr, 8 minutes
 # Environment:
@@ -29,7 +29,7 @@ cd "$(dirname "$0")"
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(exposition expr config state)
+[ ${#targets[@]} -gt 0 ] || targets=(exposition expr config state api)
 sanitizer=${SANITIZER:-none}
 fixtures=${FIXTURES:-../tests/fixtures/do-agent}
 
@@ -46,6 +46,7 @@ for t in "${targets[@]}"; do
   case "$t" in
     exposition) max_len=8192 ;;   # the do-agent pages (5-17 KB) are truncated to this
     state) max_len=16384 ;;       # whole state files with evaluation + plan are ~3 KB
+    api) max_len=8192 ;;          # a few list pages of a few droplets each
     *) max_len=4096 ;;
   esac
   mkdir -p "corpus/$t" "artifacts/$t"

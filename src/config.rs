@@ -80,6 +80,7 @@ struct RawMetrics {
     concurrency: Option<Spanned<i64>>,
     max_body: Option<Spanned<String>>,
     extra_metrics: Option<Vec<Spanned<String>>>,
+    max_series: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,6 +236,9 @@ pub struct Group {
     pub hooks: Vec<Hook>,
 }
 
+/// `[group.metrics] max_series` unless set: twenty times what do-agent serves.
+pub const DEFAULT_MAX_SERIES: usize = 20_000;
+
 #[derive(Debug, Clone)]
 pub struct Metrics {
     pub address: AddressKind,
@@ -248,6 +252,9 @@ pub struct Metrics {
     /// exporter of one's own); a trailing `*` matches any name with that prefix. Only
     /// `check` reads it.
     pub extra_metrics: Vec<String>,
+    /// A page with more sample lines than this is refused (per droplet error): reading it
+    /// would cost time and memory out of proportion (do-agent serves about a thousand).
+    pub max_series: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -880,6 +887,10 @@ impl Cx<'_> {
                     }
                     out
                 }
+            },
+            max_series: match &m.max_series {
+                Some(c) => self.count(c, &k("metrics.max_series"), 1, 10_000_000)? as usize,
+                None => DEFAULT_MAX_SERIES,
             },
         };
         if metrics.timeout.is_zero() {

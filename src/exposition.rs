@@ -11,6 +11,7 @@
 //! hundreds of families costs little when the policies use a few.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use crate::series::{self, SeriesMap};
 
@@ -46,13 +47,71 @@ pub struct Parsed {
     pub bad_example: Option<String>,
 }
 
+/// Bounds on reading one page: the scrape's per-droplet deadline covers the reading as well
+/// as the fetch, and a page with more sample lines than `max_series` is refused outright (a
+/// page within `max_body` can still hold a hundred thousand series: seconds of work and a
+/// state file a thousand times its size).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_series: usize,
+    pub deadline: Option<Instant>,
+}
+
+impl Limits {
+    /// No bound (tests, the fuzz target).
+    pub const NONE: Limits = Limits {
+        max_series: usize::MAX,
+        deadline: None,
+    };
+
+    fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// Why a page was not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// Not a Prometheus exposition at all (a garbage page is a scrape error of that droplet,
+    /// not data).
+    NotExposition(String),
+    /// More sample lines than [`Limits::max_series`].
+    TooManySeries { max: usize },
+    /// The deadline passed while reading.
+    TimedOut,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::NotExposition(m) => f.write_str(m),
+            Refused::TooManySeries { max } => write!(
+                f,
+                "the page has more than {max} series, the limit set by [group.metrics] max_series: not read (raise max_series if the droplet really serves that many)"
+            ),
+            Refused::TimedOut => f.write_str("timed out while reading the page"),
+        }
+    }
+}
+
+/// How many lines are read between two looks at the clock.
+const CLOCK_EVERY: usize = 1024;
+
 /// Reads a page. `Err` when the body is not a Prometheus exposition at all (a garbage page
 /// is a scrape error of that droplet, not data).
 pub fn parse(text: &str, keep: &dyn Keep) -> Result<Parsed, String> {
+    parse_limited(text, keep, Limits::NONE).map_err(|e| e.to_string())
+}
+
+/// Reads a page within `limits`.
+pub fn parse_limited(text: &str, keep: &dyn Keep, limits: Limits) -> Result<Parsed, Refused> {
     let mut out = Parsed::default();
     let mut wanted: Vec<(String, Strict)> = Vec::new();
     let mut not_sample = 0u64;
-    for raw in text.lines() {
+    for (i, raw) in text.lines().enumerate() {
+        if i % CLOCK_EVERY == 0 && limits.expired() {
+            return Err(Refused::TimedOut);
+        }
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -63,6 +122,11 @@ pub fn parse(text: &str, keep: &dyn Keep) -> Result<Parsed, String> {
             continue;
         };
         out.samples += 1;
+        if out.samples > limits.max_series as u64 {
+            return Err(Refused::TooManySeries {
+                max: limits.max_series,
+            });
+        }
         if !keep.name(name) {
             continue;
         }
@@ -86,44 +150,53 @@ pub fn parse(text: &str, keep: &dyn Keep) -> Result<Parsed, String> {
             .map(str::trim)
             .find(|l| !l.is_empty())
             .unwrap_or("");
-        return Err(if first.is_empty() {
+        return Err(Refused::NotExposition(if first.is_empty() {
             "empty page: no metrics".to_string()
         } else {
             format!(
                 "not a Prometheus exposition (first line: {:?})",
                 crate::output::sanitize(&first.chars().take(60).collect::<String>())
             )
-        });
+        }));
     }
     if not_sample > out.samples {
-        return Err(format!(
+        return Err(Refused::NotExposition(format!(
             "not a Prometheus exposition: {not_sample} of {} lines are not samples",
             not_sample + out.samples
-        ));
+        )));
     }
     if wanted.is_empty() {
         return Ok(out);
     }
 
     // The library reads the wanted lines (without TYPE lines: every sample comes back flat,
-    // `Untyped`), and must agree with the strict reading on every one of them.
-    let lib = prometheus_parse::Scrape::parse(wanted.iter().map(|(l, _)| Ok(l.clone())))
-        .map_err(|e| format!("reading the page: {e}"))?;
-    let mut by_key: HashMap<String, f64> = HashMap::with_capacity(lib.samples.len());
-    for s in &lib.samples {
-        let v = match s.value {
-            prometheus_parse::Value::Untyped(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Counter(v) => v,
-            _ => continue,
-        };
-        let key = series::key(
-            &s.metric,
-            s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        );
-        by_key.entry(key).or_insert(v);
+    // `Untyped`, so the lines can be read a slice at a time, with a look at the clock
+    // between two slices), and must agree with the strict reading on every one of them.
+    let mut by_key: HashMap<String, f64> = HashMap::with_capacity(wanted.len());
+    for slice in wanted.chunks(4 * CLOCK_EVERY) {
+        if limits.expired() {
+            return Err(Refused::TimedOut);
+        }
+        let lib = prometheus_parse::Scrape::parse(slice.iter().map(|(l, _)| Ok(l.clone())))
+            .map_err(|e| Refused::NotExposition(format!("reading the page: {e}")))?;
+        for s in &lib.samples {
+            let v = match s.value {
+                prometheus_parse::Value::Untyped(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Counter(v) => v,
+                _ => continue,
+            };
+            let key = series::key(
+                &s.metric,
+                s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+            by_key.entry(key).or_insert(v);
+        }
     }
-    for (line, s) in wanted {
+    for (i, (line, s)) in wanted.into_iter().enumerate() {
+        if i % CLOCK_EVERY == 0 && limits.expired() {
+            return Err(Refused::TimedOut);
+        }
         let key = series::key(
             &s.name,
             s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),

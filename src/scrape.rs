@@ -2,9 +2,10 @@
 //! droplet's do-agent page concurrently, while the next pages are still being listed.
 //!
 //! Bounds that keep a pass predictable: at most `concurrency` requests in flight; one
-//! deadline per droplet covering connect, headers and body (a droplet that trickles bytes
-//! cannot stall the pass); a cap on the body size; no redirects; never a link-local,
-//! multicast or unspecified address, whatever the API lists.
+//! deadline per droplet covering connect, headers, body and the reading of the page (a
+//! droplet that trickles bytes, or serves a page slow to read, cannot stall the pass); a cap
+//! on the body size and on the series a page may hold (`max_series`); no redirects; never a
+//! link-local, multicast or unspecified address, whatever the API lists.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -241,21 +242,37 @@ async fn scrape_one(
         IpAddr::V6(v6) => format!("http://[{v6}]:{}{}", m.port, m.path),
     };
     let _permit = sem.acquire().await.expect("semaphore open");
-    let fetched = tokio::time::timeout(m.timeout, fetch(client, &url, m.max_body)).await;
+    // One deadline for the fetch and the reading of the page: a page that is slow to read
+    // costs no more than one that is slow to arrive.
+    let deadline = tokio::time::Instant::now() + m.timeout;
+    let timed_out = || format!("timed out after {}", humantime::format_duration(m.timeout));
+    let fetched = tokio::time::timeout_at(deadline, fetch(client, &url, m.max_body)).await;
     let body = match fetched {
-        Err(_) => Err(format!(
-            "timed out after {}",
-            humantime::format_duration(m.timeout)
-        )),
+        Err(_) => Err(timed_out()),
         Ok(r) => r,
+    };
+    let limits = exposition::Limits {
+        max_series: m.max_series,
+        deadline: Some(deadline.into_std()),
     };
     match body.and_then(|b| {
         String::from_utf8(b)
             .map_err(|_| "the page is not UTF-8 text: not a Prometheus exposition".to_string())
     }) {
         Err(e) => out.error = Some(e),
-        Ok(text) => match exposition::parse(&text, keep) {
-            Err(e) => out.error = Some(e),
+        Ok(text) => match exposition::parse_limited(&text, keep, limits) {
+            Err(exposition::Refused::TimedOut) => {
+                out.error = Some(format!("{} (while reading the page)", timed_out()))
+            }
+            Err(e @ exposition::Refused::TooManySeries { .. }) => {
+                tracing::warn!(
+                    "droplet {} ({}): {e}",
+                    crate::output::sanitize(&d.name),
+                    d.id
+                );
+                out.error = Some(e.to_string());
+            }
+            Err(e) => out.error = Some(e.to_string()),
             Ok(p) => {
                 if p.bad_lines > 0 {
                     tracing::debug!(

@@ -842,13 +842,18 @@ impl Store {
         }
         check_directory(dir);
         let lock_path = lock_path(path);
-        let mut lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .wrap_err_with(|| format!("opening the lock file {}", lock_path.display()))?;
+        // Never through a symbolic link (O_NOFOLLOW) and never truncated on opening: a link
+        // planted at this name must not make doscale write into another file.
+        let mut lock = open_in_state_dir(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+            &lock_path,
+            true,
+        )
+        .wrap_err_with(|| format!("opening the lock file {}", lock_path.display()))?;
         let started = Instant::now();
         loop {
             match lock.try_lock() {
@@ -944,10 +949,47 @@ fn read_holder(lock: &mut File) -> String {
     }
 }
 
+/// Opens a file of the state directory with `opts`, refusing what someone who can write in
+/// the directory could plant there to turn doscale's writes onto another file: a symbolic
+/// link (O_NOFOLLOW: the open fails with ELOOP), anything but a regular file (a FIFO would
+/// block: O_NONBLOCK lets the open return and the check refuse it), and with `written_in_place`
+/// (the lock file, the only file doscale writes in place) a file with other hard links.
+/// A state file with other hard links is read (a backup made with `cp -al` is harmless: the
+/// state is replaced by a rename, never written in place).
+fn open_in_state_dir(
+    opts: &mut OpenOptions,
+    path: &Path,
+    written_in_place: bool,
+) -> std::io::Result<File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let refused = |what: &str| {
+        std::io::Error::other(format!(
+            "{} is {what}: doscale opens only plain files of its own in the state directory (someone who can write there could turn its writes onto another file); remove it, check who put it there, and run again",
+            path.display()
+        ))
+    };
+    let f = opts
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => refused("a symbolic link"),
+            _ => e,
+        })?;
+    let md = f.metadata()?;
+    if !md.is_file() {
+        return Err(refused("not a regular file"));
+    }
+    if written_in_place && md.nlink() > 1 {
+        return Err(refused("a hard link to another file"));
+    }
+    Ok(f)
+}
+
 /// Reads a state file without locking (for `status` and tests). A missing file is an empty
-/// state; a corrupt or newer one is an error naming it.
+/// state; a corrupt or newer one is an error naming it, and so is a symbolic link.
 pub fn load_file(path: &Path, read: Reading) -> Result<State> {
-    let bytes = match File::open(path).and_then(|f| Contents::of(&f)) {
+    let opened = open_in_state_dir(OpenOptions::new().read(true), path, false);
+    let bytes = match opened.and_then(|f| Contents::of(&f)) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::new()),
         Err(e) => {
@@ -1096,29 +1138,63 @@ pub fn write_atomic_with(
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
+    // A fresh file under a name nobody can guess, created exclusively (O_CREAT | O_EXCL,
+    // which fails on a link planted at the name, and O_NOFOLLOW besides): writing, fchmod
+    // and fchown reach only this file.
+    let mut tmp = PathBuf::new();
+    let mut opened = None;
+    for _ in 0..8 {
+        tmp = dir.join(format!(
+            ".{file_name}.tmp.{}.{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        match OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(mode)
-            .open(&tmp)?;
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+        {
+            Ok(f) => {
+                opened = Some(f);
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    let Some(mut f) = opened else {
+        return Err(std::io::Error::other(format!(
+            "no fresh temporary file could be created in {}",
+            dir.display()
+        )));
+    };
+    let result = (|| {
         // The mode exactly, whatever the umask (a textfile must stay readable by
         // node_exporter under UMask=0077).
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         // Run by hand as root on a file the service owns: keep the owner, so the service can
-        // still read and replace it.
-        if let Ok(md) = std::fs::metadata(path) {
+        // still read and replace it (the owner of the file itself, never of a link's target).
+        if let Ok(md) = std::fs::symlink_metadata(path) {
             use std::os::unix::fs::MetadataExt;
-            let _ = std::os::unix::fs::fchown(&f, Some(md.uid()), Some(md.gid()));
+            if md.is_file() {
+                let _ = std::os::unix::fs::fchown(&f, Some(md.uid()), Some(md.gid()));
+            }
         }
         write(&mut f)?;
         f.sync_data()?;
-        drop(f);
+        // rename(2) replaces a link at `path` itself, never the file it points to.
         std::fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        // The directory is the configured one, followed if it is a link (systemd's
+        // DynamicUser= makes /var/lib/<name> a link to /var/lib/private/<name>).
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)?
+            .sync_all()
     })();
+    drop(f);
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -1153,6 +1229,92 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    fn chain(e: &color_eyre::Report) -> String {
+        e.chain()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
+
+    #[test]
+    fn links_planted_in_the_state_directory_are_refused_and_their_targets_untouched() {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, b"precious\n").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let untouched = || {
+            assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+            let mode = std::fs::metadata(&victim).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644);
+        };
+        let p = d.path().join("state.json");
+
+        // the lock file: a link, then a hard link
+        symlink(&victim, lock_path(&p)).unwrap();
+        let e = chain(&Store::open(&p, None).err().unwrap());
+        assert!(
+            e.contains("state.json.lock") && e.contains("symbolic link"),
+            "{e}"
+        );
+        untouched();
+        std::fs::remove_file(lock_path(&p)).unwrap();
+        std::fs::hard_link(&victim, lock_path(&p)).unwrap();
+        let e = chain(&Store::open(&p, None).err().unwrap());
+        assert!(
+            e.contains("state.json.lock") && e.contains("hard link"),
+            "{e}"
+        );
+        untouched();
+        std::fs::remove_file(lock_path(&p)).unwrap();
+
+        // the state file
+        symlink(&victim, &p).unwrap();
+        let store = Store::open(&p, None).unwrap();
+        let e = chain(&store.load().err().unwrap());
+        assert!(
+            e.contains("state.json") && e.contains("symbolic link") && e.contains("remove it"),
+            "{e}"
+        );
+        let e = chain(&load_file(&p, Reading::All).err().unwrap());
+        assert!(e.contains("symbolic link"), "{e}");
+        untouched();
+        std::fs::remove_file(&p).unwrap();
+
+        // the temporary file, at the name earlier versions used
+        let old_tmp = d
+            .path()
+            .join(format!(".state.json.tmp.{}", std::process::id()));
+        symlink(&victim, &old_tmp).unwrap();
+        store.save(&two_scrapes()).unwrap();
+        untouched();
+        assert!(std::fs::symlink_metadata(&p).unwrap().file_type().is_file());
+        assert!(load_file(&p, Reading::All).is_ok());
+        // a second name of the state file (a `cp -al` backup) is harmless: read, replaced
+        std::fs::hard_link(&p, d.path().join("state.json.backup")).unwrap();
+        assert!(store.load().is_ok());
+        store.save(&two_scrapes()).unwrap();
+        drop(store);
+
+        // a link where the textfile goes: replaced by the file, its target untouched
+        let prom = d.path().join("doscale.prom");
+        symlink(&victim, &prom).unwrap();
+        write_atomic(&prom, b"doscale_up 1\n", 0o644).unwrap();
+        untouched();
+        assert!(std::fs::symlink_metadata(&prom)
+            .unwrap()
+            .file_type()
+            .is_file());
+
+        // a FIFO as the state file is refused, not waited on
+        std::fs::remove_file(&p).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&p).status();
+        if made.is_ok_and(|s| s.success()) {
+            let e = chain(&load_file(&p, Reading::All).err().unwrap());
+            assert!(e.contains("not a regular file"), "{e}");
+        }
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub(super) fn expected(schema: &str) -> Option<&'static str> {
         "group.metrics.port" => "a port number from 1 to 65535",
         "group.metrics.path" => "a URL path in quotes, e.g. \"/\"",
         "group.metrics.concurrency" => "a whole number from 1 to 4096",
+        "group.metrics.max_series" => "a whole number from 1 to 10000000",
         "group.metrics.max_body" => "a size in quotes such as \"4MB\" or \"512KiB\"",
         "group.metrics.extra_metrics" => {
             "a list of metric names in quotes, e.g. [\"node_filesystem_avail_bytes\", \"myapp_*\"]"

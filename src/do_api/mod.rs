@@ -6,6 +6,7 @@
 //! work) is retried; anything else is left to the caller, which re-lists by tag and name.
 
 pub mod model;
+pub mod pages;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -19,8 +20,9 @@ use model::*;
 
 pub const PER_PAGE: u32 = 200;
 const MAX_ATTEMPTS: u32 = 6;
-/// Longest single wait for a rate limit or backoff.
-const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Longest single wait for a rate limit or backoff, whatever `retry-after` or
+/// `ratelimit-reset` ask for (documented in docs/operations.md).
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -39,6 +41,8 @@ pub enum ApiError {
         path: String,
         msg: String,
     },
+    #[error("DigitalOcean API GET {path}: {msg}")]
+    Listing { path: String, msg: String },
     #[error(
         "DigitalOcean API {method} {path}: the response is not what the API documents ({msg})"
     )]
@@ -314,22 +318,57 @@ fn transport_msg(e: &reqwest::Error) -> String {
     msg
 }
 
-/// How long a 429 asks us to wait: `retry-after` (seconds) or `ratelimit-reset` (Unix time).
+/// How long a 429 asks us to wait, jitter included, at most [`MAX_WAIT`]: see
+/// [`rate_limit_wait_at`].
 pub fn rate_limit_wait(h: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let num = |name: &str| h.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
-    let wait = if let Some(s) = num("retry-after") {
-        Duration::from_secs_f64(s.max(0.0))
-    } else {
-        let reset = num("ratelimit-reset")?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?
-            .as_secs_f64();
-        Duration::from_secs_f64((reset - now).clamp(0.0, MAX_WAIT.as_secs_f64()))
-    };
+    let wait = rate_limit_wait_at(
+        h.get("retry-after").map(|v| v.as_bytes()),
+        h.get("ratelimit-reset").map(|v| v.as_bytes()),
+        std::time::SystemTime::now(),
+    )?;
     // A little jitter so that several clients do not come back at the same instant.
     let jitter = rand::thread_rng().gen_range(0.0..0.25);
     Some((wait + Duration::from_secs_f64(jitter)).min(MAX_WAIT))
+}
+
+/// How long a 429 asks us to wait, read from the values of its `retry-after` header
+/// (seconds, or an HTTP date) or else its `ratelimit-reset` header (a Unix time), and
+/// always between zero and [`MAX_WAIT`]: whatever the numbers say (`1e20`, `inf`, a date
+/// of the year 9999), doscale waits at most a minute before its next try. `None` when
+/// neither header holds a number or a date (`NaN` included): the caller backs off instead.
+/// A pure function of its input (the clock is passed in), fuzzed by `fuzz/` target `api`.
+pub fn rate_limit_wait_at(
+    retry_after: Option<&[u8]>,
+    ratelimit_reset: Option<&[u8]>,
+    now: std::time::SystemTime,
+) -> Option<Duration> {
+    let text = |v: Option<&[u8]>| Some(std::str::from_utf8(v?).ok()?.trim().to_string());
+    let now_secs = match now.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    };
+    let retry = text(retry_after).and_then(|t| match t.parse::<f64>() {
+        Ok(secs) => bounded_secs(secs),
+        // `Retry-After: <HTTP-date>` (RFC 9110 §10.2.3).
+        Err(_) => chrono::DateTime::parse_from_rfc2822(&t)
+            .ok()
+            .and_then(|at| bounded_secs(at.timestamp() as f64 - now_secs)),
+    });
+    retry.or_else(|| {
+        let reset = text(ratelimit_reset)?.parse::<f64>().ok()?;
+        bounded_secs(reset - now_secs)
+    })
+}
+
+/// Seconds as a wait between zero and [`MAX_WAIT`]; `None` for NaN. (`Duration::from_secs_f64`
+/// panics on a negative, infinite or too large number: it only ever sees a clamped one.)
+fn bounded_secs(secs: f64) -> Option<Duration> {
+    if secs.is_nan() {
+        return None;
+    }
+    Some(Duration::from_secs_f64(
+        secs.clamp(0.0, MAX_WAIT.as_secs_f64()),
+    ))
 }
 
 /// Exponential backoff with full jitter: up to 0.5 s × 2^(attempt-1), at most 8 s.
@@ -344,49 +383,31 @@ impl DoApi for HttpApi {
         tag: &str,
         on_page: &mut dyn FnMut(Vec<Droplet>),
     ) -> Result<(), ApiError> {
-        let mut next = Some(format!(
-            "/v2/droplets?tag_name={}&per_page={PER_PAGE}&page=1",
-            url_escape(tag)
-        ));
-        let mut pages = 0;
-        while let Some(path) = next.take() {
-            pages += 1;
-            if pages > 10_000 {
-                return Err(ApiError::Decode {
-                    method: "GET".into(),
-                    path: "/v2/droplets".into(),
-                    msg: "more than 10000 pages: the API keeps returning a next page".into(),
-                });
-            }
+        // The pager checks every page (pages.rs): a next link elsewhere, back to a page
+        // already listed or past the total stops the listing; a droplet listed twice is
+        // passed on once.
+        let (mut pager, first) = pages::Pager::new(&self.base, tag, PER_PAGE);
+        let mut next = Some(first);
+        while let Some(url) = next.take() {
+            let path = format!("/v2/droplets?{}", url.query().unwrap_or_default());
             let list: DropletList = self.json(Method::GET, &path, None, true)?;
-            next = list
-                .links
-                .pages
-                .as_ref()
-                .and_then(|p| p.next.as_ref())
-                .map(|n| {
-                    // Follow only the path and query of `next`, against our own base URL: the
-                    // token is never sent to a host the API response names.
-                    match reqwest::Url::parse(n) {
-                        Ok(u) => {
-                            let prefix = self.base.path().trim_end_matches('/');
-                            let p = u
-                                .path()
-                                .strip_prefix(prefix)
-                                .unwrap_or(u.path())
-                                .to_string();
-                            match u.query() {
-                                Some(q) => format!("{p}?{q}"),
-                                None => p,
-                            }
-                        }
-                        Err(_) => n.clone(),
-                    }
-                });
-            if list.droplets.is_empty() {
-                next = None;
+            let page = pager.page(list).map_err(|msg| {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                ApiError::Listing {
+                    path: "/v2/droplets".into(),
+                    msg,
+                }
+            })?;
+            if !page.again.is_empty() {
+                let ids: Vec<String> = page.again.iter().map(u64::to_string).collect();
+                tracing::warn!(
+                    "DigitalOcean API GET /v2/droplets (tag {}): droplet(s) {} listed more than once; each is counted once",
+                    crate::output::sanitize(tag),
+                    ids.join(", ")
+                );
             }
-            on_page(list.droplets);
+            next = page.next;
+            on_page(page.droplets);
         }
         Ok(())
     }
@@ -425,10 +446,6 @@ impl DoApi for HttpApi {
     }
 }
 
-fn url_escape(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,6 +479,56 @@ mod tests {
             w > Duration::from_secs(1) && w < Duration::from_secs(5),
             "{w:?}"
         );
+    }
+
+    #[test]
+    fn every_rate_limit_header_is_a_bounded_wait() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let w = |retry: &str, reset: &str| {
+            let opt = |s: &str| (!s.is_empty()).then(|| s.as_bytes().to_vec());
+            let (r, z) = (opt(retry), opt(reset));
+            rate_limit_wait_at(r.as_deref(), z.as_deref(), now)
+        };
+        for huge in [
+            "1e20",
+            "inf",
+            "+Infinity",
+            "99999999999999999999999999999999",
+            "1e308",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(w(huge, ""), Some(MAX_WAIT), "retry-after {huge}");
+        }
+        for huge in ["1e20", "inf", "99999999999999999999999999999999"] {
+            assert_eq!(w("", huge), Some(MAX_WAIT), "ratelimit-reset {huge}");
+        }
+        for small in ["-5", "-inf", "-1e300", "0", "Thu, 01 Jan 1970 00:00:00 GMT"] {
+            assert_eq!(w(small, ""), Some(Duration::ZERO), "retry-after {small}");
+        }
+        for small in ["-inf", "1", "1799999999"] {
+            assert_eq!(
+                w("", small),
+                Some(Duration::ZERO),
+                "ratelimit-reset {small}"
+            );
+        }
+        assert_eq!(w("2.5", ""), Some(Duration::from_millis(2500)));
+        assert_eq!(w("", "1800000007"), Some(Duration::from_secs(7)));
+        // a date 30 s ahead of the clock
+        assert_eq!(
+            w("Fri, 15 Jan 2027 08:00:30 GMT", ""),
+            Some(Duration::from_secs(30))
+        );
+        // NaN and words are no wait at all: the caller backs off
+        for none in ["NaN", "soon", "", "\u{0}"] {
+            assert_eq!(w(none, ""), None, "{none:?}");
+            assert_eq!(w("", none), None, "{none:?}");
+        }
+        assert_eq!(w("NaN", "1800000003"), Some(Duration::from_secs(3)));
+        // through the header map, jitter included
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "1e20".parse().unwrap());
+        assert_eq!(rate_limit_wait(&h), Some(MAX_WAIT));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::faults::Faults;
+use super::faults::{Faults, NextLink};
 use super::fleet::{hostname_part, mix, CreateSpec, Status};
 use super::serve;
 use super::Shared;
@@ -306,6 +306,9 @@ fn list(sh: &Arc<Shared>, query: &str) -> Out {
         .unwrap_or(1)
         .max(1);
     let st = sh.lock();
+    let faults = &st.faults;
+    // An API that caps `per_page` serves smaller pages than asked (links stay truthful).
+    let size = faults.page_size.map_or(per_page, |n| n.min(per_page));
     let matching: Vec<_> = st
         .droplets
         .values()
@@ -313,14 +316,24 @@ fn list(sh: &Arc<Shared>, query: &str) -> Out {
         .filter(|d| name.as_ref().is_none_or(|n| &d.name == n))
         .collect();
     let total = matching.len() as u64;
-    let last = total.div_ceil(per_page).max(1);
-    let droplets: Vec<Value> = matching
+    let last = total.div_ceil(size).max(1);
+    // `next_link: "endless"`: past the last page, the pages start again from the first.
+    let served = match faults.next_link {
+        Some(NextLink::Endless) => (page - 1) % last + 1,
+        _ => page,
+    };
+    let mut droplets: Vec<Value> = matching
         .iter()
-        .skip(((page - 1) * per_page) as usize)
-        .take(per_page as usize)
+        .skip((served.saturating_sub(1).saturating_mul(size)) as usize)
+        .take(size as usize)
         .map(|d| st.droplet_json(d))
         .collect();
-    let link = |p: u64| {
+    if faults.duplicate_ids {
+        if let Some(first) = droplets.first().cloned() {
+            droplets.push(first);
+        }
+    }
+    let link_on = |base: &str, p: u64| {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
         s.append_pair("page", &p.to_string());
         s.append_pair("per_page", &per_page.to_string());
@@ -330,13 +343,23 @@ fn list(sh: &Arc<Shared>, query: &str) -> Out {
         if let Some(n) = &name {
             s.append_pair("name", n);
         }
-        format!("{}/v2/droplets?{}", sh.api_base, s.finish())
+        format!("{base}/v2/droplets?{}", s.finish())
+    };
+    let link = |p: u64| link_on(&sh.api_base, p);
+    let next = match faults.next_link {
+        None => (page < last).then(|| link(page + 1)),
+        Some(NextLink::Itself) => Some(link(page)),
+        Some(NextLink::Endless) => Some(link(page + 1)),
+        Some(NextLink::Foreign) => Some(link_on(
+            &sh.api_base.replacen("127.0.0.1", "127.0.0.2", 1),
+            page + 1,
+        )),
     };
     let pages = Pages {
         first: (page > 1).then(|| link(1)),
         prev: (page > 1).then(|| link((page - 1).min(last))),
-        next: (page < last).then(|| link(page + 1)),
-        last: (page < last).then(|| link(last)),
+        last: next.as_ref().map(|_| link(last)),
+        next,
     };
     let pages = serde_json::to_value(pages).expect("pages serialise");
     let links = if pages.as_object().is_some_and(|o| o.is_empty()) {

@@ -46,6 +46,21 @@ pub struct Faults {
     /// The API lists the droplet's private address as 169.254.169.254 (the metadata service).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub droplets_linklocal: Vec<u64>,
+    /// 200 with a valid page of [`MANY_SERIES`](super::metrics::MANY_SERIES) distinct
+    /// `node_load1{n="…"}` series (under 4 MB: within the default `max_body`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub droplets_many_series: Vec<u64>,
+    /// The droplet listing's `links.pages.next` misbehaves (see [`NextLink`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_link: Option<NextLink>,
+    /// Every page of the droplet listing carries its first droplet twice (at its start and
+    /// at its end).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub duplicate_ids: bool,
+    /// The listing serves at most this many droplets a page whatever `per_page` asks (links
+    /// and `meta.total` stay truthful), as an API that caps `per_page` would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u64>,
     /// Droplets created while this is set never turn active; their create action ends
     /// "errored" and the droplet is removed when it would have turned active.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -53,6 +68,21 @@ pub struct Faults {
     /// Droplets created while this is set stay `new` for ever.
     #[serde(default, skip_serializing_if = "is_false")]
     pub never_active: bool,
+}
+
+/// How `links.pages.next` misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NextLink {
+    /// Every page names itself as the next one.
+    #[serde(rename = "self")]
+    Itself,
+    /// The next page is on another host (`http://127.0.0.2:<port>`, same path and query):
+    /// the token must never go there.
+    Foreign,
+    /// There is always a next page: past the last one the pages start again from the first
+    /// (so the listing never ends and repeats droplets).
+    Endless,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -68,6 +98,7 @@ pub(crate) enum MetricsFault {
     Trickle,
     Huge,
     Redirect,
+    ManySeries,
 }
 
 impl Faults {
@@ -82,6 +113,9 @@ impl Faults {
         }
         if self.api_fail_every == Some(0) {
             return Err("api_fail_every must be at least 1".into());
+        }
+        if self.page_size == Some(0) {
+            return Err("page_size must be at least 1".into());
         }
         Ok(())
     }
@@ -123,6 +157,8 @@ impl Faults {
             MetricsFault::Huge
         } else if self.droplets_redirect.contains(&id) {
             MetricsFault::Redirect
+        } else if self.droplets_many_series.contains(&id) {
+            MetricsFault::ManySeries
         } else {
             MetricsFault::None
         }

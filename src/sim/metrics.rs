@@ -342,6 +342,20 @@ pub(crate) fn huge_chunk(first: usize, count: usize, total_lines: usize, out: &m
     }
 }
 
+/// Series of the `droplets_many_series` page.
+pub(crate) const MANY_SERIES: usize = 150_000;
+
+/// The `droplets_many_series` page: [`MANY_SERIES`] distinct `node_load1` series (a family
+/// every scrape keeps, so each one would be stored), about 3.8 MB.
+pub(crate) fn many_series_body() -> Vec<u8> {
+    let mut out = Vec::with_capacity(MANY_SERIES * 26 + 64);
+    out.extend_from_slice(b"# TYPE node_load1 gauge\n");
+    for i in 0..MANY_SERIES {
+        let _ = writeln!(WriteVec(&mut out), "node_load1{{n=\"{i:06}\"}} 0.5");
+    }
+    out
+}
+
 struct WriteVec<'a>(&'a mut Vec<u8>);
 
 impl std::fmt::Write for WriteVec<'_> {

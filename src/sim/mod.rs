@@ -26,7 +26,6 @@ mod serve;
 mod tests;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -511,31 +510,10 @@ fn example_policies() -> &'static str {
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
-/// reader polling for the file never sees it half written.
+/// reader polling for the file never sees it half written: the state file's atomic replace
+/// (an unguessable temporary name opened with O_EXCL: `--config-out` often points into a
+/// shared directory such as /tmp, where a planted link must not redirect the write).
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.wrap_err_with(|| format!("writing {}", path.display()))
+    crate::state::write_atomic(path, bytes, mode)
+        .wrap_err_with(|| format!("writing {}", path.display()))
 }

@@ -189,6 +189,11 @@ async fn serve_conn(sh: Arc<Shared>, id: u64, mut sock: TcpStream) {
                 let head = response_head("200 OK", "text/html", body.len(), keep, "");
                 write_response(&mut sock, &head, &body, req.head_only).await
             }
+            MetricsFault::ManySeries => {
+                let body = metrics::many_series_body();
+                let head = response_head("200 OK", EXPOSITION, body.len(), keep, "");
+                write_response(&mut sock, &head, &body, req.head_only).await
+            }
             MetricsFault::Redirect => {
                 let location = format!("Location: {}/_sim/redirected\r\n", sh.api_base);
                 let head = response_head("302 Found", "text/plain", 0, keep, &location);

@@ -5,6 +5,7 @@ mod common;
 mod crash;
 mod faults;
 mod foundation;
+mod hostile;
 mod man_page;
 mod openapi;
 mod operator_output;

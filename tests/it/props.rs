@@ -112,6 +112,77 @@ proptest! {
     }
 }
 
+/// A header value as an API could send it: numbers of every size and sign, words, dates.
+fn header_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<f64>().prop_map(|v| v.to_string()),
+        any::<i128>().prop_map(|v| v.to_string()),
+        any::<u64>().prop_map(|v| format!("{v}{v}{v}")),
+        Just("inf".to_string()),
+        Just("-inf".to_string()),
+        Just("NaN".to_string()),
+        Just("1e20".to_string()),
+        Just("Fri, 31 Dec 9999 23:59:59 GMT".to_string()),
+        Just("Thu, 01 Jan 1970 00:00:00 GMT".to_string()),
+        "\\PC{0,20}",
+    ]
+}
+
+/// A droplet listing page: honest, or with next links anywhere, duplicates, any total.
+fn list_body() -> impl Strategy<Value = String> {
+    (
+        proptest::collection::vec(0u64..6, 0..6),
+        prop_oneof![
+            Just(None),
+            (1u64..5).prop_map(|p| Some(format!("https://api.example.test/v2/droplets?page={p}&per_page=200&tag_name=web"))),
+            (1u64..5).prop_map(|p| Some(format!("/v2/droplets?page={p}&tag_name=web"))),
+            Just(Some("https://evil.example/v2/droplets?page=2&tag_name=web".to_string())),
+            Just(Some("http://api.example.test/v2/droplets?page=2&tag_name=web".to_string())),
+            Just(Some("/v2/droplets?page=2&tag_name=db".to_string())),
+            "\\PC{0,30}".prop_map(Some),
+        ],
+        prop_oneof![Just(None), (0u64..20).prop_map(Some), Just(Some(u64::MAX))],
+    )
+        .prop_map(|(ids, next, total)| {
+            let droplets: Vec<_> = ids
+                .iter()
+                .map(|id| serde_json::json!({"id": id, "name": format!("d{id}"), "status": "active", "created_at": "2026-01-01T00:00:00Z"}))
+                .collect();
+            let mut v = serde_json::json!({"droplets": droplets, "links": {"pages": {"next": next}}});
+            if let Some(t) = total {
+                v["meta"] = serde_json::json!({"total": t});
+            }
+            v.to_string()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The fuzz target `api`'s checks over generated responses: bounded waits whatever the
+    /// headers say, no panic on any body, listings that end and never leave the API.
+    #[test]
+    fn api_responses_never_panic(
+        headers in proptest::collection::vec(header_value(), 1..3),
+        bodies in proptest::collection::vec(list_body(), 1..5),
+        raw in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let mut data = Vec::new();
+        for h in &headers {
+            data.extend_from_slice(h.as_bytes());
+            data.push(0);
+        }
+        for b in &bodies {
+            data.extend_from_slice(b.as_bytes());
+            data.push(0);
+        }
+        fuzz_checks::api(&data);
+        // the bodies alone, as the pages of one listing
+        fuzz_checks::api(bodies.join("\0").as_bytes());
+        fuzz_checks::api(&raw);
+    }
+}
+
 /// Inputs that once crashed or misled a parser (from fuzzing and review), kept forever.
 #[test]
 fn fuzz_regressions() {
@@ -159,6 +230,7 @@ fn fuzz_regressions() {
                 "expr" => fuzz_checks::expr,
                 "config" => fuzz_checks::config,
                 "state" => fuzz_checks::state,
+                "api" => fuzz_checks::api,
                 _ => continue,
             };
             replayed += 1;
