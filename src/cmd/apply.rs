@@ -103,7 +103,16 @@ pub fn stage(
     };
     let mut reports = Vec::new();
     for (g, plan, listing) in plans {
-        let rep = apply::apply_group(api, g, &plan, state, &saver, &listing, dry_run)?;
+        let rep = apply::apply_group(
+            api,
+            g,
+            &plan,
+            state,
+            &saver,
+            &listing,
+            ctx.config.api.consistency,
+            dry_run,
+        )?;
         if !dry_run {
             if let Some(p) = state.group_mut(&g.name).plan.as_mut() {
                 p.applied_at = Some(Utc::now());

@@ -62,6 +62,7 @@ pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupPlan>> {
             history: &gs.history,
             pending: &gs.pending,
             recommendations: &gs.recommendations,
+            consistency: ctx.config.api.consistency,
             now,
             rand: rand::thread_rng().gen(),
         };

@@ -18,7 +18,10 @@
 //! 8. `repair`: a group below `min` is brought up to `min`, one above `max` down to `max`,
 //!    regardless of metrics, cooldowns and step limits, counting operations already on
 //!    their way so nothing is done twice;
-//! 9. `protected`: the droplets a scale-down may destroy; `desired` is what will really
+//! 9. `unknown`: no create at all while a pending create's outcome is unknown (its droplet
+//!    missed from a listing: killed mid-request, timed out, server error), repair included,
+//!    until a listing shows it or enough listings over `[api] consistency_window` miss it;
+//! 10. `protected`: the droplets a scale-down may destroy; `desired` is what will really
 //!    happen (`desired = current + create - destroy`).
 //!
 //! The bounds (2) come before the holds (3–5) so that a group at `max` says `max`, not
@@ -91,6 +94,8 @@ pub struct PlanInput<'a> {
     pub history: &'a [HistoryEntry],
     pub pending: &'a [PendingOp],
     pub recommendations: &'a [Recommendation],
+    /// The API's eventual consistency (for the wording of rule 9).
+    pub consistency: crate::config::Consistency,
     pub now: DateTime<Utc>,
     /// Randomness for `{rand}` in names.
     pub rand: u64,
@@ -214,6 +219,7 @@ pub fn plan_group(input: &PlanInput<'_>) -> GroupPlan {
     step_limits(g, current, &mut want, &mut why);
     no_template(g, current, &mut want, &mut why);
     repair(g, current, &flight, &mut want, &mut why);
+    unknown(input, current, &mut want, &mut why);
 
     // Concrete changes.
     let mut create = Vec::new();
@@ -623,6 +629,39 @@ fn pending(ops: &[PendingOp], current: u32, wish: u32, want: &mut u32, why: &mut
         "pending: {}: no new scale action until they finish (wanted {}, stays {current})",
         parts.join("; "),
         wish
+    ));
+    *want = current;
+}
+
+/// Rule 9: a create whose outcome is unknown may have made its droplet, which the API does not
+/// list yet: until that is settled no further droplet is created in the group, repair
+/// included (a duplicate is worse than a short wait).
+fn unknown(input: &PlanInput<'_>, current: u32, want: &mut u32, why: &mut Vec<String>) {
+    if *want <= current {
+        return;
+    }
+    let unknown: Vec<String> = input
+        .pending
+        .iter()
+        .filter(|o| o.kind == PendingKind::Create)
+        .filter_map(|o| {
+            let u = o.unseen.as_ref()?;
+            Some(format!(
+                "create of {} outcome unknown (missed {} of {} listings, since {})",
+                o.name,
+                u.listings,
+                input.consistency.listings,
+                text::dur(text::since(input.now, o.since))
+            ))
+        })
+        .collect();
+    if unknown.is_empty() {
+        return;
+    }
+    why.push(format!(
+        "unknown: {}: no new create until resolved (wanted {}, stays {current})",
+        unknown.join("; "),
+        *want
     ));
     *want = current;
 }
