@@ -75,6 +75,9 @@ pub enum Command {
     Check,
     /// Show per group the size, bounds, last actions, cooldowns and pending droplets.
     Status,
+    /// Carry a renamed group's state (history, cooldowns, pending operations) over to its new
+    /// name; offline, under the state lock.
+    RenameGroup(RenameGroupArgs),
     /// Convert a do-scaler scaler file (conf.d/*.cfg) into a doscale TOML group on stdout.
     ImportSeed(ImportSeedArgs),
     /// Print a shell completion script.
@@ -153,6 +156,14 @@ pub struct SimArgs {
     /// state file location beside it).
     #[arg(long, value_name = "PATH")]
     pub config_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenameGroupArgs {
+    /// The group's name in the state file (no longer in the configuration).
+    pub old: String,
+    /// The group's name in the configuration now.
+    pub new: String,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@ use crate::state::{State, Store};
 pub fn run(ctx: &super::Ctx, args: &crate::cli::ApplyArgs) -> Result<()> {
     let store = ctx.store()?;
     let mut state = store.load_latest(&[])?;
+    super::rename_group::check_orphans(&ctx.config, &state)?;
     let api = ctx.api()?;
     let reports = stage(ctx, api.as_ref(), &mut state, &store, args.dry_run)?;
     super::write_textfile(ctx, &state, api.as_ref());

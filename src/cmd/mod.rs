@@ -9,6 +9,7 @@ pub mod demo;
 pub mod evaluate;
 pub mod import_seed;
 pub mod plan;
+pub mod rename_group;
 pub mod run;
 pub mod scrape;
 pub mod sim;
@@ -90,6 +91,7 @@ fn dispatch(cli: &Cli) -> Result<()> {
         Command::Sim(a) => sim::run(a),
         Command::Check => check::run(&Ctx::load(g)?),
         Command::Status => status::run(&Ctx::load(g)?),
+        Command::RenameGroup(a) => rename_group::run(&Ctx::load(g)?, a),
         Command::ImportSeed(a) => import_seed::run(a),
         Command::Completions(a) => completions::run(a),
     }

@@ -15,6 +15,7 @@ use crate::state::State;
 pub fn run(ctx: &super::Ctx, args: &crate::cli::PlanArgs) -> Result<()> {
     let store = ctx.store()?;
     let mut state = store.load_latest(plan::series_read(&ctx.config.groups))?;
+    super::rename_group::check_orphans(&ctx.config, &state)?;
     let plans = stage(ctx, &mut state)?;
     store.save(&state)?;
     print(ctx, &plans);

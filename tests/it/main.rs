@@ -8,3 +8,4 @@ mod man_page;
 mod openapi;
 mod pipeline;
 mod props;
+mod safety;
