@@ -358,7 +358,10 @@ fn create(
                 let found = match api.list_all(&group.tag) {
                     Ok(l) => Some(l),
                     Err(le) => {
-                        tracing::warn!("listing group {} after the failed create: {le}", group.name);
+                        tracing::warn!(
+                            "listing group {} after the failed create: {le}",
+                            group.name
+                        );
                         None
                     }
                 };

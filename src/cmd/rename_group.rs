@@ -33,7 +33,11 @@ pub fn run(ctx: &super::Ctx, args: &crate::cli::RenameGroupArgs) -> Result<()> {
         return Err(UsageError(format!(
             "rename-group: the state file {file} holds no group {:?} (it holds: {})",
             sanitize(old),
-            if known.is_empty() { "none".into() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
         ))
         .into());
     };

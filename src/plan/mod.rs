@@ -219,7 +219,7 @@ pub fn plan_group(input: &PlanInput<'_>) -> GroupPlan {
     step_limits(g, current, &mut want, &mut why);
     no_template(g, current, &mut want, &mut why);
     repair(g, current, &flight, &mut want, &mut why);
-    unknown(input, current, &mut want, &mut why);
+    unknown(input, current, wish, &mut want, &mut why);
 
     // Concrete changes.
     let mut create = Vec::new();
@@ -636,8 +636,10 @@ fn pending(ops: &[PendingOp], current: u32, wish: u32, want: &mut u32, why: &mut
 /// Rule 9: a create whose outcome is unknown may have made its droplet, which the API does not
 /// list yet: until that is settled no further droplet is created in the group, repair
 /// included (a duplicate is worse than a short wait).
-fn unknown(input: &PlanInput<'_>, current: u32, want: &mut u32, why: &mut Vec<String>) {
-    if *want <= current {
+fn unknown(input: &PlanInput<'_>, current: u32, wish: u32, want: &mut u32, why: &mut Vec<String>) {
+    // Said whenever the group wants to grow, even when the create on its way already covers
+    // the want: the operator sees why it does not grow yet.
+    if *want <= current && wish <= current && current >= input.group.min {
         return;
     }
     let unknown: Vec<String> = input
@@ -658,12 +660,19 @@ fn unknown(input: &PlanInput<'_>, current: u32, want: &mut u32, why: &mut Vec<St
     if unknown.is_empty() {
         return;
     }
-    why.push(format!(
-        "unknown: {}: no new create until resolved (wanted {}, stays {current})",
-        unknown.join("; "),
-        *want
-    ));
-    *want = current;
+    if *want > current {
+        why.push(format!(
+            "unknown: {}: no new create until resolved (wanted {}, stays {current})",
+            unknown.join("; "),
+            *want
+        ));
+        *want = current;
+    } else {
+        why.push(format!(
+            "unknown: {}: no new create until resolved",
+            unknown.join("; ")
+        ));
+    }
 }
 
 /// Rule 6: at most `max_step_up` added and `max_step_down` removed per pass.

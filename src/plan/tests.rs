@@ -775,7 +775,12 @@ fn plan_unknown_create_outcome_blocks_creates_until_resolved() {
     });
     f.pending = vec![op];
     let p = f.plan();
-    assert_eq!((p.current, p.desired, p.create.len()), (1, 1, 0), "{:?}", p.reasons);
+    assert_eq!(
+        (p.current, p.desired, p.create.len()),
+        (1, 1, 0),
+        "{:?}",
+        p.reasons
+    );
     assert_eq!(
         reason(&p, "unknown"),
         "unknown: create of web-7 outcome unknown (missed 1 of 3 listings, since 40s): no new create until resolved (wanted 2, stays 1)"

@@ -319,7 +319,9 @@ fn list(sh: &Arc<Shared>, query: &str) -> Out {
     let st = sh.lock();
     // Eventual consistency: droplets younger than the lag are not listed yet.
     let listed_from = Utc::now()
-        - chrono::Duration::milliseconds(st.faults.list_lag_ms.unwrap_or(0).min(i64::MAX as u64) as i64);
+        - chrono::Duration::milliseconds(
+            st.faults.list_lag_ms.unwrap_or(0).min(i64::MAX as u64) as i64
+        );
     let matching: Vec<_> = st
         .droplets
         .values()

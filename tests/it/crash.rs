@@ -199,15 +199,26 @@ fn sigkill_at_random_moments_never_duplicates_or_overshoots() {
     );
     let check = |when: &str| {
         let now = fleet(&sim, &tag);
-        assert!(now.len() <= SIZE, "{when}: {} droplets > {SIZE}: {now:?}", now.len());
+        assert!(
+            now.len() <= SIZE,
+            "{when}: {} droplets > {SIZE}: {now:?}",
+            now.len()
+        );
         let names: BTreeSet<&String> = now.iter().map(|(_, n)| n).collect();
-        assert_eq!(names.len(), now.len(), "{when}: two droplets share a name: {now:?}");
+        assert_eq!(
+            names.len(),
+            now.len(),
+            "{when}: two droplets share a name: {now:?}"
+        );
     };
     let started = Instant::now();
     let (mut kills, mut cycles, mut after_post) = (0, 0, 0);
     while kills < want_kills {
         cycles += 1;
-        assert!(cycles < want_kills * 5, "only {kills} kills in {cycles} cycles");
+        assert!(
+            cycles < want_kills * 5,
+            "only {kills} kills in {cycles} cycles"
+        );
         let posts_before = posted_names(&sim).len();
         let mut child = cmd()
             .args(["--config", &cfg, "run"])
@@ -252,7 +263,11 @@ fn sigkill_at_random_moments_never_duplicates_or_overshoots() {
     }
     let posted = posted_names(&sim);
     let unique: BTreeSet<&String> = posted.iter().collect();
-    assert_eq!(unique.len(), posted.len(), "a name was requested twice: {posted:?}");
+    assert_eq!(
+        unique.len(),
+        posted.len(),
+        "a name was requested twice: {posted:?}"
+    );
     eprintln!(
         "{kills} kills ({after_post} after a create request went out) in {cycles} cycles, {:.0?}; {} names created",
         killing,

@@ -50,7 +50,10 @@ pub fn posted_names(sim: &Sim) -> Vec<String> {
     for q in sim.requests() {
         if q["method"] == "POST" && q["path"] == "/v2/droplets" {
             if let Some(ns) = q["body"]["names"].as_array() {
-                out.extend(ns.iter().map(|n| n.as_str().unwrap_or_default().to_string()));
+                out.extend(
+                    ns.iter()
+                        .map(|n| n.as_str().unwrap_or_default().to_string()),
+                );
             } else if let Some(n) = q["body"]["name"].as_str() {
                 out.push(n.to_string());
             }
@@ -165,7 +168,10 @@ fn a_create_that_never_happened_is_given_up_after_the_consistency_window() {
     assert_eq!(posted_names(&sim), vec!["s-2".to_string()]);
     assert_eq!(fleet(&sim, &tag).len(), 3);
     let h = state(&sim)["groups"]["web"]["history"].to_string();
-    assert!(h.contains("not created: not listed in 3 listings over 2s"), "{h}");
+    assert!(
+        h.contains("not created: not listed in 3 listings over 2s"),
+        "{h}"
+    );
 }
 
 /// Issue 14.9b: after a create error whose re-list fails too, the droplets the create made
@@ -272,7 +278,10 @@ fn hooks_never_see_the_token_or_the_credentials_directory() {
         "dop_v1_",
         "hunter2",
     ] {
-        assert!(!env.contains(bad), "{bad} in the hook's environment:\n{env}");
+        assert!(
+            !env.contains(bad),
+            "{bad} in the hook's environment:\n{env}"
+        );
     }
     let names: BTreeSet<&str> = env
         .lines()
@@ -285,13 +294,26 @@ fn hooks_never_see_the_token_or_the_credentials_directory() {
     let allowed = |k: &str| {
         matches!(
             k,
-            "PATH" | "HOME" | "USER" | "LOGNAME" | "LANG" | "LANGUAGE" | "TZ" | "TMPDIR" | "PWD"
-                | "SHLVL" | "_" | "OLDPWD"
+            "PATH"
+                | "HOME"
+                | "USER"
+                | "LOGNAME"
+                | "LANG"
+                | "LANGUAGE"
+                | "TZ"
+                | "TMPDIR"
+                | "PWD"
+                | "SHLVL"
+                | "_"
+                | "OLDPWD"
         ) || k.starts_with("LC_")
             || k.starts_with("DOSCALE_")
     };
     for k in &names {
-        assert!(allowed(k), "undocumented variable {k} in the hook's environment:\n{env}");
+        assert!(
+            allowed(k),
+            "undocumented variable {k} in the hook's environment:\n{env}"
+        );
     }
 }
 
