@@ -421,7 +421,7 @@ fn finish_creates(
         .group_mut(&group.name)
         .pending
         .iter()
-        .filter(|p| p.kind == PendingKind::Create)
+        .filter(|p| p.kind == PendingKind::Create && p.stage != "healthy")
         .filter_map(|p| p.id)
         .collect();
     if waiting.is_empty() {
@@ -432,6 +432,9 @@ fn finish_creates(
     let deadline = Instant::now() + budget;
     let mut active: BTreeMap<u64, Droplet> = BTreeMap::new();
     let mut gone: Vec<u64> = Vec::new();
+    // Ids some listing showed: a droplet known only by id stays pending once healthy, until
+    // a listing shows it (else the next plan, made from a listing without it, creates again).
+    let mut listed: std::collections::BTreeSet<u64> = Default::default();
     let pb = progress(
         waiting.len() as u64,
         &format!("waiting for {} droplet(s) to turn active", waiting.len()),
@@ -447,7 +450,10 @@ fn finish_creates(
             // Not in the listing: the API may not list a new droplet yet; its id says.
             let looked_up;
             let d = match by_id.get(id) {
-                Some(d) => Some(*d),
+                Some(d) => {
+                    listed.insert(*id);
+                    Some(*d)
+                }
                 None => match api.get_droplet(*id) {
                     Ok(Some(d)) => {
                         looked_up = d;
@@ -527,7 +533,11 @@ fn finish_creates(
         match result {
             Ok(()) => {
                 let gs = state.group_mut(&group.name);
-                gs.pending.retain(|p| p.id != Some(id));
+                if listed.contains(&id) {
+                    gs.pending.retain(|p| p.id != Some(id));
+                } else {
+                    set_pending(gs, &name, Some(id), "healthy");
+                }
                 set_history_outcome(gs, &name, "healthy");
                 rep.created.push(id);
                 saver.save(state)?;
@@ -768,6 +778,22 @@ fn reconcile(
             match p.kind {
                 PendingKind::Create => {
                     let looked_up;
+                    let listed = p.id.is_some_and(|id| by_id.contains_key(&id))
+                        || (p.id.is_none() && by_name.contains_key(p.name.as_str()));
+                    if p.stage == "healthy" {
+                        // Healthy already, waiting only to be listed.
+                        if listed {
+                            gs.pending
+                                .retain(|x| !(x.kind == PendingKind::Create && x.name == p.name));
+                        } else if p
+                            .id
+                            .is_some_and(|id| matches!(api.get_droplet(id), Ok(None)))
+                        {
+                            gs.pending
+                                .retain(|x| !(x.kind == PendingKind::Create && x.name == p.name));
+                        }
+                        continue;
+                    }
                     let found = match p.id {
                         Some(id) => match by_id.get(&id) {
                             Some(d) => Some(*d),
