@@ -236,8 +236,10 @@ fn sigkill_at_random_moments_never_duplicates_or_overshoots() {
         }
         child.wait().unwrap();
         check(&format!("after kill {kills} (cycle {cycles})"));
-        // Destroy by hand now and then, so that repair has something to create.
-        if cycles % 5 == 0 {
+        // Destroy by hand now and then, so that repair has something to create (not so often
+        // that more than 100 names are created: the history, which keeps names from being
+        // used again, holds the last 100 scale actions).
+        if cycles % 10 == 0 {
             let now = fleet(&sim, &tag);
             if now.len() + 1 >= SIZE {
                 let (id, _) = &now[rng.gen_range(0..now.len())];
