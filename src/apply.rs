@@ -2,6 +2,14 @@
 //! and destroy is recorded in state (and the state saved) before the request, the outcome
 //! after, so a run killed at any point is reconciled by the next one — pending creates are
 //! found again by tag and name (never created twice), pending destroys are finished.
+//!
+//! A create whose outcome is unknown (killed mid-request, timed out, a server error) is only
+//! given up once it is known not to exist: its name missing from `[api] consistency_listings`
+//! consecutive listings spanning at least `[api] consistency_window` (the API may list a
+//! droplet it just made only after a while). Until then it stays pending and the planner
+//! creates nothing more in the group. A droplet whose id the API returned is looked up by id
+//! when a listing does not show it (`GET /v2/droplets/{id}` answers at once; a 404 there means
+//! it is gone).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
@@ -14,12 +22,12 @@ use color_eyre::Result;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::config::{Group, HealthCheck, Hook, HookEvent, OnUnhealthy, Scale};
+use crate::config::{Consistency, Group, HealthCheck, Hook, HookEvent, OnUnhealthy, Scale};
 use crate::do_api::model::{CreateRequest, Droplet};
-use crate::do_api::{Deleted, DoApi};
+use crate::do_api::{ApiError, Deleted, DoApi};
 use crate::plan::GroupPlan;
 use crate::state::{
-    GroupState, HistoryDroplet, HistoryEntry, PendingKind, PendingOp, State, Store,
+    GroupState, HistoryDroplet, HistoryEntry, PendingKind, PendingOp, State, Store, Unseen,
 };
 
 /// At most this many names per `POST /v2/droplets`.
@@ -67,6 +75,7 @@ impl Saver<'_> {
 
 /// Applies (or, with `dry_run`, shows) one group's plan. `listing` is what the API lists now
 /// for the group's tag.
+#[allow(clippy::too_many_arguments)]
 pub fn apply_group(
     api: &dyn DoApi,
     group: &Group,
@@ -74,6 +83,7 @@ pub fn apply_group(
     state: &mut State,
     saver: &Saver<'_>,
     listing: &[Droplet],
+    consistency: Consistency,
     dry_run: bool,
 ) -> Result<GroupReport> {
     let mut rep = GroupReport {
@@ -83,8 +93,7 @@ pub fn apply_group(
 
     if dry_run {
         for p in &state.group_mut(&group.name).pending {
-            rep.pending
-                .push(format!("{:?} {} ({})", p.kind, p.name, p.stage).to_lowercase());
+            rep.pending.push(pending_line(p, consistency));
         }
         if !plan.create.is_empty() {
             match create_requests(group, &plan.create) {
@@ -113,19 +122,63 @@ pub fn apply_group(
         return Ok(rep);
     }
 
-    reconcile(api, group, state, saver, listing, &mut rep)?;
+    reconcile(api, group, state, saver, listing, consistency, &mut rep)?;
 
     if !plan.create.is_empty() {
-        create(api, group, plan, state, saver, &mut rep)?;
+        create(api, group, plan, state, saver, consistency, &mut rep)?;
     }
     if !plan.destroy.is_empty() {
         destroy(api, group, plan, state, saver, listing, &mut rep)?;
     }
     for p in &state.group_mut(&group.name).pending {
-        rep.pending
-            .push(format!("{:?} {} ({})", p.kind, p.name, p.stage).to_lowercase());
+        rep.pending.push(pending_line(p, consistency));
     }
     Ok(rep)
+}
+
+/// `create web-7 (requested)`, or for a create whose outcome is unknown
+/// `create web-7 (outcome unknown: missed 1 of 3 listings)`.
+fn pending_line(p: &PendingOp, consistency: Consistency) -> String {
+    let kind = match p.kind {
+        PendingKind::Create => "create",
+        PendingKind::Destroy => "destroy",
+    };
+    match &p.unseen {
+        Some(u) => format!(
+            "{kind} {} (outcome unknown: missed {} of {} listings)",
+            p.name, u.listings, consistency.listings
+        ),
+        None => format!("{kind} {} ({})", p.name, p.stage),
+    }
+}
+
+/// Whether an API error to a create says for sure that nothing was created: the API refused
+/// the request (4xx) before doing any work. A timeout, a lost connection, a 5xx or a body that
+/// does not read leave the outcome unknown.
+fn refused_for_sure(e: &ApiError) -> bool {
+    matches!(e.status(), Some(s) if (400..500).contains(&s) && s != 408)
+}
+
+/// Records that a listing made at `now` did not show the pending create `name`; true when
+/// that settles it as never made (`listings` misses in a row, first to last at least `window`).
+fn missed(gs: &mut GroupState, name: &str, now: chrono::DateTime<Utc>, c: Consistency) -> bool {
+    let Some(p) = gs
+        .pending
+        .iter_mut()
+        .find(|p| p.kind == PendingKind::Create && p.name == name)
+    else {
+        return false;
+    };
+    p.stage = "unknown".into();
+    let u = p.unseen.get_or_insert(Unseen {
+        listings: 0,
+        first: now,
+        last: now,
+    });
+    u.listings += 1;
+    u.last = now;
+    let span = (u.last - u.first).to_std().unwrap_or_default();
+    u.listings >= c.listings && span >= c.window
 }
 
 /// The `POST /v2/droplets` bodies for `names` (batches of at most 10).
@@ -221,6 +274,7 @@ fn create(
     plan: &GroupPlan,
     state: &mut State,
     saver: &Saver<'_>,
+    consistency: Consistency,
     rep: &mut GroupReport,
 ) -> Result<()> {
     let requests = match create_requests(group, &plan.create) {
@@ -278,6 +332,7 @@ fn create(
                 id: None,
                 since: now,
                 stage: "intent".into(),
+                unseen: None,
             });
         }
     }
@@ -302,26 +357,59 @@ fn create(
             }
             Err(e) => {
                 // Never retried blindly: whatever the error, look for the droplets by name.
+                // Those found are waited for and health-checked below like any other.
                 tracing::warn!(
                     "create request failed: {e}; looking for the droplets by tag and name"
                 );
-                let found = api.list_all(&group.tag).unwrap_or_default();
+                let refused = refused_for_sure(&e);
+                let listed_at = Utc::now();
+                let found = match api.list_all(&group.tag) {
+                    Ok(l) => Some(l),
+                    Err(le) => {
+                        tracing::warn!(
+                            "listing group {} after the failed create: {le}",
+                            group.name
+                        );
+                        None
+                    }
+                };
                 let gs = state.group_mut(&group.name);
+                let mut unknown = Vec::new();
                 for n in &req.names {
-                    match found.iter().find(|d| &d.name == n) {
+                    match found.as_ref().and_then(|f| f.iter().find(|d| &d.name == n)) {
                         Some(d) => {
                             set_pending(gs, n, Some(d.id), "requested");
                             set_history_id(gs, n, d.id);
                         }
-                        None => {
+                        None if refused => {
                             gs.pending
                                 .retain(|p| !(p.kind == PendingKind::Create && &p.name == n));
                             set_history_outcome(gs, n, &format!("failed: {e}"));
                         }
+                        None => {
+                            // It may exist and not be listed yet, or the listing failed: the
+                            // outcome is unknown, the create stays pending.
+                            if found.is_some() {
+                                missed(gs, n, listed_at, consistency);
+                            } else {
+                                set_pending(gs, n, None, "unknown");
+                            }
+                            unknown.push(n.clone());
+                        }
                     }
                 }
-                rep.errors
-                    .push(format!("creating {}: {e}", req.names.join(", ")));
+                rep.errors.push(if unknown.is_empty() {
+                    format!("creating {}: {e}", req.names.join(", "))
+                } else {
+                    format!(
+                        "creating {}: {e}; the outcome of {} is unknown: kept pending, looked for by name in the next passes; no droplet is created in group {} until they are listed or {} listings over {} have missed them",
+                        req.names.join(", "),
+                        unknown.join(", "),
+                        group.name,
+                        consistency.listings,
+                        humantime::format_duration(consistency.window)
+                    )
+                });
             }
         }
         saver.save(state)?;
@@ -341,7 +429,7 @@ fn finish_creates(
         .group_mut(&group.name)
         .pending
         .iter()
-        .filter(|p| p.kind == PendingKind::Create)
+        .filter(|p| p.kind == PendingKind::Create && p.stage != "healthy")
         .filter_map(|p| p.id)
         .collect();
     if waiting.is_empty() {
@@ -352,6 +440,9 @@ fn finish_creates(
     let deadline = Instant::now() + budget;
     let mut active: BTreeMap<u64, Droplet> = BTreeMap::new();
     let mut gone: Vec<u64> = Vec::new();
+    // Ids some listing showed: a droplet known only by id stays pending once healthy, until
+    // a listing shows it (else the next plan, made from a listing without it, creates again).
+    let mut listed: std::collections::BTreeSet<u64> = Default::default();
     let pb = progress(
         waiting.len() as u64,
         &format!("waiting for {} droplet(s) to turn active", waiting.len()),
@@ -364,15 +455,33 @@ fn finish_creates(
             if active.contains_key(id) || gone.contains(id) {
                 continue;
             }
-            match by_id.get(id) {
-                Some(d) if d.status == "active" => {
-                    active.insert(*id, (*d).clone());
-                    if let Some(pb) = &pb {
-                        pb.inc(1);
-                    }
+            // Not in the listing: the API may not list a new droplet yet; its id says.
+            let looked_up;
+            let d = match by_id.get(id) {
+                Some(d) => {
+                    listed.insert(*id);
+                    Some(*d)
                 }
-                Some(_) => {}
-                None => gone.push(*id),
+                None => match api.get_droplet(*id) {
+                    Ok(Some(d)) => {
+                        looked_up = d;
+                        Some(&looked_up)
+                    }
+                    Ok(None) => {
+                        gone.push(*id);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!("looking up droplet {id}: {e}");
+                        continue;
+                    }
+                },
+            };
+            if let Some(d) = d.filter(|d| d.status == "active") {
+                active.insert(*id, d.clone());
+                if let Some(pb) = &pb {
+                    pb.inc(1);
+                }
             }
         }
         if active.len() + gone.len() == waiting.len() || Instant::now() >= deadline {
@@ -432,7 +541,11 @@ fn finish_creates(
         match result {
             Ok(()) => {
                 let gs = state.group_mut(&group.name);
-                gs.pending.retain(|p| p.id != Some(id));
+                if listed.contains(&id) {
+                    gs.pending.retain(|p| p.id != Some(id));
+                } else {
+                    set_pending(gs, &name, Some(id), "healthy");
+                }
                 set_history_outcome(gs, &name, "healthy");
                 rep.created.push(id);
                 saver.save(state)?;
@@ -532,6 +645,7 @@ fn destroy_one(
             id: Some(id),
             since: now,
             stage: "intent".into(),
+            unseen: None,
         });
     }
     saver.save(state)?;
@@ -651,6 +765,7 @@ fn reconcile(
     state: &mut State,
     saver: &Saver<'_>,
     listing: &[Droplet],
+    consistency: Consistency,
     rep: &mut GroupReport,
 ) -> Result<()> {
     let now = Utc::now();
@@ -670,8 +785,42 @@ fn reconcile(
             let age = (now - p.since).to_std().unwrap_or_default();
             match p.kind {
                 PendingKind::Create => {
+                    let looked_up;
+                    let listed = p.id.is_some_and(|id| by_id.contains_key(&id))
+                        || (p.id.is_none() && by_name.contains_key(p.name.as_str()));
+                    if p.stage == "healthy" {
+                        // Healthy already, waiting only to be listed.
+                        if listed {
+                            gs.pending
+                                .retain(|x| !(x.kind == PendingKind::Create && x.name == p.name));
+                        } else if p
+                            .id
+                            .is_some_and(|id| matches!(api.get_droplet(id), Ok(None)))
+                        {
+                            gs.pending
+                                .retain(|x| !(x.kind == PendingKind::Create && x.name == p.name));
+                        }
+                        continue;
+                    }
                     let found = match p.id {
-                        Some(id) => by_id.get(&id).copied(),
+                        Some(id) => match by_id.get(&id) {
+                            Some(d) => Some(*d),
+                            // Not listed (yet?): its id says whether it exists.
+                            None => match api.get_droplet(id) {
+                                Ok(Some(d)) => {
+                                    looked_up = d;
+                                    Some(&looked_up)
+                                }
+                                Ok(None) => None,
+                                Err(e) => {
+                                    tracing::warn!(
+                                        "looking up droplet {} ({id}): {e}; still pending",
+                                        p.name
+                                    );
+                                    continue;
+                                }
+                            },
+                        },
                         None => by_name.get(p.name.as_str()).copied(),
                     };
                     match found {
@@ -708,17 +857,40 @@ fn reconcile(
                                 }
                             }
                         }
-                        None => {
-                            // Not listed: the request was never sent (killed before it), failed,
-                            // or the droplet is gone again. Either way nothing is on its way.
+                        None if p.id.is_some() => {
+                            // The API gave its id and now answers 404 for it: gone (its
+                            // create action errored, or it was destroyed by hand).
                             gs.pending
                                 .retain(|x| !(x.kind == PendingKind::Create && x.name == p.name));
-                            let why = if p.id.is_some() {
-                                "failed: the droplet disappeared"
+                            set_history_outcome(gs, &p.name, "failed: the droplet disappeared");
+                        }
+                        None => {
+                            // Not listed by name: the request may never have been sent (killed
+                            // before it), have failed, or have made a droplet the API does not
+                            // list yet. Given up only once enough listings over the
+                            // consistency window missed it; until then nothing more is created.
+                            if missed(gs, &p.name, now, consistency) {
+                                gs.pending.retain(|x| {
+                                    !(x.kind == PendingKind::Create && x.name == p.name)
+                                });
+                                set_history_outcome(
+                                    gs,
+                                    &p.name,
+                                    &format!(
+                                        "not created: not listed in {} listings over {} (the run was interrupted before the request, or it failed)",
+                                        consistency.listings,
+                                        humantime::format_duration(consistency.window)
+                                    ),
+                                );
                             } else {
-                                "not created: the run was interrupted before the request, or it failed"
-                            };
-                            set_history_outcome(gs, &p.name, why);
+                                tracing::warn!(
+                                    "group {}: create of {} outcome unknown (not listed yet): no droplet is created in this group until it is listed or {} listings over {} have missed it",
+                                    group.name,
+                                    p.name,
+                                    consistency.listings,
+                                    humantime::format_duration(consistency.window)
+                                );
+                            }
                         }
                     }
                 }
@@ -785,6 +957,7 @@ fn set_pending(gs: &mut GroupState, name: &str, id: Option<u64>, stage: &str) {
     {
         if id.is_some() {
             p.id = id;
+            p.unseen = None;
         }
         p.stage = stage.into();
     }
@@ -940,8 +1113,44 @@ fn run_hooks(
     Ok(())
 }
 
+/// Variables a hook inherits from doscale's environment, when set (`LC_*` as well). Nothing
+/// else is passed on: not the token (`DIGITALOCEAN_TOKEN`), not `CREDENTIALS_DIRECTORY` (where
+/// systemd keeps it), not whatever else the service's environment holds.
+pub const HOOK_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+];
+
+/// The environment of a hook: [`HOOK_ENV`] and `LC_*` from `inherited`, then the event's own
+/// `DOSCALE_EVENT`, `DOSCALE_GROUP` and, for a droplet's event, `DOSCALE_DROPLET_ID`,
+/// `DOSCALE_DROPLET_NAME`, `DOSCALE_PRIVATE_IP`.
+pub fn hook_env(
+    inherited: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    event: &str,
+    vars: &HookVars,
+) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = inherited
+        .filter(|(k, _)| {
+            k.to_str()
+                .is_some_and(|k| HOOK_ENV.contains(&k) || k.starts_with("LC_"))
+        })
+        .collect();
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+    }
+    let mut own = vec![("DOSCALE_EVENT", event), ("DOSCALE_GROUP", &vars.group)];
+    if !vars.id.is_empty() {
+        own.extend([
+            ("DOSCALE_DROPLET_ID", vars.id.as_str()),
+            ("DOSCALE_DROPLET_NAME", vars.name.as_str()),
+            ("DOSCALE_PRIVATE_IP", vars.private_ip.as_str()),
+        ]);
+    }
+    env.extend(own.into_iter().map(|(k, v)| (k.into(), v.into())));
+    env
+}
+
 /// One hook: the event as JSON on stdin, `{id}` `{name}` `{private_ip}` `{group}` in the
-/// arguments, killed after its timeout.
+/// arguments, a minimal environment ([`hook_env`]), killed after its timeout.
 pub fn run_hook(
     h: &Hook,
     payload: &serde_json::Value,
@@ -954,13 +1163,14 @@ pub fn run_hook(
             .replace("{group}", &vars.group)
     };
     let program = subst(&h.command[0]);
+    let event = payload["event"].as_str().unwrap_or_default();
     let mut child = Command::new(&program)
         .args(h.command[1..].iter().map(|a| subst(a)))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .env_remove("DIGITALOCEAN_TOKEN")
-        .env_remove("DIGITALOCEAN_ACCESS_TOKEN")
+        .env_clear()
+        .envs(hook_env(std::env::vars_os(), event, vars))
         .spawn()
         .map_err(|e| format!("hook {program}: cannot start: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {

@@ -100,6 +100,9 @@ pub enum Command {
     /// min_reporting or step limits (pending operations still hold it); applying that plan
     /// consumes the request and counts as a scale action for the cooldowns.
     Set(SetArgs),
+    /// Carry a renamed group's state (history, cooldowns, pending operations) over to its new
+    /// name; offline, under the state lock.
+    RenameGroup(RenameGroupArgs),
     /// Convert do-scaler scaler files (conf.d/*.cfg) into one doscale TOML configuration on
     /// stdout, a group per file.
     ImportSeed(ImportSeedArgs),
@@ -237,6 +240,14 @@ pub struct CheckArgs {
     /// warning (the service gets its token as a systemd credential).
     #[arg(long)]
     pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenameGroupArgs {
+    /// The group's name in the state file (no longer in the configuration).
+    pub old: String,
+    /// The group's name in the configuration now.
+    pub new: String,
 }
 
 #[derive(Debug, Args)]

@@ -41,6 +41,8 @@ struct RawApi {
     url: Option<Spanned<String>>,
     token_file: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
+    consistency_window: Option<Spanned<String>>,
+    consistency_listings: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +198,27 @@ pub struct ApiConfig {
     pub token_file: Option<PathBuf>,
     /// Per-request timeout of API calls.
     pub timeout: Duration,
+    /// How long the API may take to list a droplet it created, and how many listings must
+    /// miss a create whose outcome is unknown before it counts as never made.
+    pub consistency: Consistency,
+}
+
+/// The API's eventual consistency as doscale allows for it: a create whose outcome is unknown
+/// (killed mid-request, timed out, server error) is dropped only once `listings` consecutive
+/// listings, the first and the last at least `window` apart, did not show its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consistency {
+    pub window: Duration,
+    pub listings: u32,
+}
+
+impl Default for Consistency {
+    fn default() -> Self {
+        Consistency {
+            window: Duration::from_secs(180),
+            listings: 3,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -538,6 +561,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         url,
         token_file,
         timeout: cx.duration_or(&raw.api.timeout, "api.timeout", "30s")?,
+        consistency: Consistency {
+            window: cx.duration_or(&raw.api.consistency_window, "api.consistency_window", "3m")?,
+            listings: match &raw.api.consistency_listings {
+                Some(n) => cx.count(n, "api.consistency_listings", 1, 100)?,
+                None => Consistency::default().listings,
+            },
+        },
     };
 
     let mut groups = Vec::new();

@@ -739,6 +739,21 @@ pub struct PendingOp {
     pub since: DateTime<Utc>,
     /// Where it stands: `intent`, `requested`, `active`, `healthy`, `unhealthy`, …
     pub stage: String,
+    /// A create whose droplet the API did not list (yet): the listings that missed it in a
+    /// row. Such a create's outcome is unknown until its name is listed, or until enough
+    /// listings over the API's consistency window missed it (`[api] consistency_window`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen: Option<Unseen>,
+}
+
+/// Consecutive listings that did not show a pending create's droplet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unseen {
+    /// How many listings in a row.
+    pub listings: u32,
+    /// When the first and the last of them were made.
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

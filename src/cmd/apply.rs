@@ -15,6 +15,7 @@ use crate::state::{State, Store};
 pub fn run(ctx: &super::Ctx, args: &crate::cli::ApplyArgs) -> Result<()> {
     let store = ctx.store()?;
     let mut state = store.load_latest(&[])?;
+    super::rename_group::check_orphans(&ctx.config, &state)?;
     let api = ctx.api()?;
     let reports = stage(ctx, api.as_ref(), &mut state, &store, args.dry_run)?;
     super::write_textfile(ctx, &state, api.as_ref());
@@ -123,7 +124,16 @@ pub fn stage(
         store: if dry_run { None } else { Some(store) },
     };
     for (g, plan, listing) in plans {
-        let rep = apply::apply_group(api, g, &plan, state, &saver, &listing, dry_run)?;
+        let rep = apply::apply_group(
+            api,
+            g,
+            &plan,
+            state,
+            &saver,
+            &listing,
+            ctx.config.api.consistency,
+            dry_run,
+        )?;
         if !dry_run {
             let gs = state.group_mut(&g.name);
             if let Some(p) = gs.plan.as_mut() {

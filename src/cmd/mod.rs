@@ -10,6 +10,7 @@ pub mod evaluate;
 pub mod import_seed;
 pub mod pause;
 pub mod plan;
+pub mod rename_group;
 pub mod run;
 pub mod scrape;
 pub mod set;
@@ -112,6 +113,7 @@ fn dispatch(cli: &Cli) -> Result<()> {
         Command::Pause(a) => pause::pause(&Ctx::load(g)?, a),
         Command::Resume(a) => pause::resume(&Ctx::load(g)?, a),
         Command::Set(a) => set::run(&Ctx::load(g)?, a),
+        Command::RenameGroup(a) => rename_group::run(&Ctx::load(g)?, a),
         Command::ImportSeed(a) => import_seed::run(a),
         Command::Completions(a) => completions::run(a),
     }

@@ -16,6 +16,7 @@ use crate::state::State;
 pub fn run(ctx: &super::Ctx, args: &crate::cli::PlanArgs) -> Result<()> {
     let store = ctx.store()?;
     let mut state = store.load_latest(plan::series_read(&ctx.config.groups))?;
+    super::rename_group::check_orphans(&ctx.config, &state)?;
     let plans = stage(ctx, &mut state)?;
     store.save(&state)?;
     print(ctx, &plans);
@@ -67,6 +68,7 @@ pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupPlan>> {
                 paused: gs.paused.as_ref(),
                 manual: gs.manual.as_ref(),
             },
+            consistency: ctx.config.api.consistency,
             now,
             rand: rand::thread_rng().gen(),
         };

@@ -16,6 +16,7 @@ use crate::policy::{GroupEvaluation, PolicyEvaluation};
 pub fn run(ctx: &super::Ctx, args: &crate::cli::RunArgs) -> Result<()> {
     let store = ctx.store()?;
     let mut state = store.load()?;
+    super::rename_group::check_orphans(&ctx.config, &state)?;
     let api = ctx.api()?;
     let result = (|| -> Result<_> {
         super::scrape::stage(ctx, api.as_ref(), &mut state, false)?;

@@ -156,6 +156,7 @@ fn fleet_acted(
         now,
         rand: 7,
         operator: Default::default(),
+        consistency: Default::default(),
     });
     let mut state = State::new();
     let gs = state.group_mut("web");

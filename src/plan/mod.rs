@@ -18,7 +18,10 @@
 //! 8. `repair`: a group below `min` is brought up to `min`, one above `max` down to `max`,
 //!    regardless of metrics, cooldowns and step limits, counting operations already on
 //!    their way so nothing is done twice;
-//! 9. `protected`: the droplets a scale-down may destroy; `desired` is what will really
+//! 9. `unknown`: no create at all while a pending create's outcome is unknown (its droplet
+//!    missed from a listing: killed mid-request, timed out, server error), repair included,
+//!    until a listing shows it or enough listings over `[api] consistency_window` miss it;
+//! 10. `protected`: the droplets a scale-down may destroy; `desired` is what will really
 //!    happen (`desired = current + create - destroy`).
 //!
 //! The bounds (2) come before the holds (3–5) so that a group at `max` says `max`, not
@@ -100,6 +103,8 @@ pub struct PlanInput<'a> {
     pub recommendations: &'a [Recommendation],
     /// The operator's hand (`doscale pause` / `doscale set`), from the group's state.
     pub operator: Operator<'a>,
+    /// The API's eventual consistency (for the wording of rule 9).
+    pub consistency: crate::config::Consistency,
     pub now: DateTime<Utc>,
     /// Randomness for `{rand}` in names.
     pub rand: u64,
@@ -243,6 +248,7 @@ pub fn plan_group(input: &PlanInput<'_>) -> GroupPlan {
     }
     no_template(g, current, &mut want, &mut why);
     repair(g, current, &flight, &mut want, &mut why);
+    unknown(input, current, wish, &mut want, &mut why);
     // Last word: what makes the plan change nothing at all, whatever the rules above said.
     let stale = stale_scrape(&members, current, &mut want, &mut why);
     let paused = paused(input, current, &mut want, &mut why);
@@ -775,6 +781,48 @@ fn pending(
     ));
     *want = current;
     true
+}
+
+/// Rule 9: a create whose outcome is unknown may have made its droplet, which the API does not
+/// list yet: until that is settled no further droplet is created in the group, repair
+/// included (a duplicate is worse than a short wait).
+fn unknown(input: &PlanInput<'_>, current: u32, wish: u32, want: &mut u32, why: &mut Vec<String>) {
+    // Said whenever the group wants to grow, even when the create on its way already covers
+    // the want: the operator sees why it does not grow yet.
+    if *want <= current && wish <= current && current >= input.group.min {
+        return;
+    }
+    let unknown: Vec<String> = input
+        .pending
+        .iter()
+        .filter(|o| o.kind == PendingKind::Create)
+        .filter_map(|o| {
+            let u = o.unseen.as_ref()?;
+            Some(format!(
+                "create of {} outcome unknown (missed {} of {} listings, since {})",
+                o.name,
+                u.listings,
+                input.consistency.listings,
+                text::dur(text::since(input.now, o.since))
+            ))
+        })
+        .collect();
+    if unknown.is_empty() {
+        return;
+    }
+    if *want > current {
+        why.push(format!(
+            "unknown: {}: no new create until resolved (wanted {}, stays {current})",
+            unknown.join("; "),
+            *want
+        ));
+        *want = current;
+    } else {
+        why.push(format!(
+            "unknown: {}: no new create until resolved",
+            unknown.join("; ")
+        ));
+    }
 }
 
 /// Rule 6: at most `max_step_up` added and `max_step_down` removed per pass.

@@ -227,6 +227,7 @@ fn fixture(c: &Case) -> Fx {
                 id: on.map(|d| d.id),
                 since: now() - Duration::seconds(20),
                 stage: "requested".into(),
+                unseen: None,
             }
         })
         .collect();

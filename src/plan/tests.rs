@@ -172,6 +172,7 @@ pub(super) fn pending_op(kind: PendingKind, name: &str, id: Option<u64>) -> Pend
         id,
         since: now() - Duration::seconds(30),
         stage: "requested".into(),
+        unseen: None,
     }
 }
 
@@ -215,6 +216,7 @@ impl Fx {
                 paused: self.paused.as_ref(),
                 manual: self.manual.as_ref(),
             },
+            consistency: Default::default(),
             now: now(),
             rand: self.rand,
         }
@@ -776,6 +778,47 @@ fn plan_repair_counts_pending_creates() {
     let p = f.plan();
     assert_eq!((p.desired, p.create.len()), (1, 0));
     assert!(reason(&p, "repair").contains("already covered"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule 9: a create whose outcome is unknown blocks every create, repair included.
+
+#[test]
+fn plan_unknown_create_outcome_blocks_creates_until_resolved() {
+    let mut f = Fx::new(&strict(), active(1), vec![hot(1, true)]);
+    let mut op = pending_op(PendingKind::Create, "web-7", None);
+    op.since = now() - Duration::seconds(40);
+    op.unseen = Some(crate::state::Unseen {
+        listings: 1,
+        first: now() - Duration::seconds(5),
+        last: now() - Duration::seconds(5),
+    });
+    f.pending = vec![op];
+    let p = f.plan();
+    assert_eq!(
+        (p.current, p.desired, p.create.len()),
+        (1, 1, 0),
+        "{:?}",
+        p.reasons
+    );
+    assert_eq!(
+        reason(&p, "unknown"),
+        "unknown: create of web-7 outcome unknown (missed 1 of 3 listings, since 40s): no new create until resolved (wanted 2, stays 1)"
+    );
+    // Not yet looked for (no listing missed it): it counts as on its way, repair goes on.
+    f.pending[0].unseen = None;
+    let p = f.plan();
+    assert_eq!((p.desired, p.create.len()), (2, 1));
+    assert!(!has(&p, "unknown"));
+    // A scale-down is not held by it (the pending rule holds it, as any pending operation).
+    let mut f = Fx::new(&strict(), active(5), vec![cold(1, true)]);
+    f.pending = vec![pending_op(PendingKind::Create, "web-7", None)];
+    f.pending[0].unseen = Some(crate::state::Unseen {
+        listings: 2,
+        first: now(),
+        last: now(),
+    });
+    assert!(!has(&f.plan(), "unknown"));
 }
 
 #[test]

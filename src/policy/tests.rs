@@ -650,6 +650,7 @@ fn plan_of(g: &Group, cur: &Scrape, prev: Option<&Scrape>) -> crate::plan::Group
         now: at,
         rand: 1,
         operator: Default::default(),
+        consistency: Default::default(),
     })
 }
 

@@ -113,7 +113,7 @@ async fn api_request(
     authorized: bool,
     body: Bytes,
 ) -> Response {
-    let (fail, extra_latency) = {
+    let (fail, extra_latency, create_latency) = {
         let mut st = sh.lock();
         let fail = if st.faults.api_failing() {
             st.fault_count += 1;
@@ -121,7 +121,11 @@ async fn api_request(
         } else {
             None
         };
-        (fail, st.faults.api_latency_ms.unwrap_or(0))
+        (
+            fail,
+            st.faults.api_latency_ms.unwrap_or(0),
+            st.faults.create_latency_ms.unwrap_or(0),
+        )
     };
     let delay = sh.latency + Duration::from_millis(extra_latency);
     if !delay.is_zero() {
@@ -157,7 +161,14 @@ async fn api_request(
     } else {
         route(&sh, &method, &path, &query, &body, &json_body).await
     };
-    finish(&sh, &method, &path, &query, json_body, out, fail).await
+    let is_create = method == Method::POST && path.trim_end_matches('/') == "/v2/droplets";
+    // Logged before the create's extra delay: a client that dies meanwhile still finds its
+    // request (and the droplets it made) in /_sim/requests.
+    let resp = finish(&sh, &method, &path, &query, json_body, out, fail).await;
+    if is_create && fail.is_none() && create_latency > 0 {
+        tokio::time::sleep(Duration::from_millis(create_latency)).await;
+    }
+    resp
 }
 
 /// Logs the request and builds the response: common headers, fault transformations.
@@ -309,9 +320,15 @@ fn list(sh: &Arc<Shared>, query: &str) -> Out {
     let faults = &st.faults;
     // An API that caps `per_page` serves smaller pages than asked (links stay truthful).
     let size = faults.page_size.map_or(per_page, |n| n.min(per_page));
+    // Eventual consistency: droplets younger than the lag are not listed yet.
+    let listed_from = Utc::now()
+        - chrono::Duration::milliseconds(
+            st.faults.list_lag_ms.unwrap_or(0).min(i64::MAX as u64) as i64
+        );
     let matching: Vec<_> = st
         .droplets
         .values()
+        .filter(|d| st.faults.list_lag_ms.is_none() || d.created_at <= listed_from)
         .filter(|d| tag.as_ref().is_none_or(|t| d.tags.contains(t)))
         .filter(|d| name.as_ref().is_none_or(|n| &d.name == n))
         .collect();

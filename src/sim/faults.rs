@@ -19,6 +19,14 @@ pub struct Faults {
     /// Extra delay of every API response, on top of `--latency-ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_latency_ms: Option<u64>,
+    /// Eventual consistency: a droplet is left out of listings (`GET /v2/droplets`) until it
+    /// is this many milliseconds old. `GET /v2/droplets/{id}` shows it at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_lag_ms: Option<u64>,
+    /// A slow create: `POST /v2/droplets` makes the droplets at once, then answers this many
+    /// milliseconds later (a client that gives up or dies in between never learns their ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_latency_ms: Option<u64>,
     /// API response bodies are not JSON (an HTML error page).
     #[serde(default, skip_serializing_if = "is_false")]
     pub api_malformed: bool,

@@ -287,6 +287,13 @@ fn names_unique(sim: &Sim, cfg: &str) -> usize {
 fn api_errors_during_apply_never_duplicate_or_overshoot() {
     let sim = Sim::start(&["--droplets", "2", "--seed", "17", "--activate-ms", "200"]);
     let cfg = growing_config(&sim, "");
+    // A create answered with a 500 may have been made: its outcome stays unknown until two
+    // listings at least 1 s apart missed it.
+    let text = read(std::path::Path::new(&cfg)).replace(
+        "[api]\n",
+        "[api]\nconsistency_window = \"1s\"\nconsistency_listings = 2\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
     ok(&["--config", &cfg, "scrape"]);
     // every second API request fails with 500 from here on: listing and polling are
     // retried, a create is never retried blindly
@@ -298,9 +305,11 @@ fn api_errors_during_apply_never_duplicate_or_overshoot() {
         let _ = run(&["--config", &cfg, "run"]);
     }
     sim.put("/_sim/faults", json!({}));
-    for _ in 0..3 {
+    for _ in 0..6 {
         let r = run(&["--config", &cfg, "run"]);
         assert!(r.code == 0 || r.code == 1, "{}", r.all());
+        assert!(names_unique(&sim, &cfg) <= 5);
+        std::thread::sleep(Duration::from_millis(300));
     }
     let n = names_unique(&sim, &cfg);
     assert!(n <= 5, "above max: {n}");
