@@ -22,7 +22,7 @@
 //!    missed from a listing: killed mid-request, timed out, server error), repair included,
 //!    until a listing shows it or enough listings over `[api] consistency_window` miss it;
 //! 10. `protected`: the droplets a scale-down may destroy; `desired` is what will really
-//!    happen (`desired = current + create - destroy`).
+//!     happen (`desired = current + create - destroy`).
 //!
 //! The bounds (2) come before the holds (3–5) so that a group at `max` says `max`, not
 //! `cooldown_up`; the result is the same in any order (every rule moves toward `current` or
