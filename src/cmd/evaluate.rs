@@ -112,20 +112,24 @@ pub fn render_table(evals: &[GroupEvaluation], style: &output::Style) -> String 
             t.add_row(row);
         }
         out.push_str(&format!("{t}\n"));
-        let mut v = style.table(vec![
+        // The values each condition had (also on the status line above) only with `-o wide`:
+        // nine columns do not fit 80.
+        let mut header = vec![
             "policy",
             "scale",
             "condition",
             "function",
             "value",
             "threshold",
-            "values",
-            "holds",
-            "verdict",
-        ]);
+        ];
+        if style.wide {
+            header.push("values");
+        }
+        header.extend(["holds", "verdict"]);
+        let mut v = style.table(header);
         for p in &e.policies {
             for (i, c) in p.conditions.iter().enumerate() {
-                v.add_row(vec![
+                let mut row = vec![
                     Cell::new(if i == 0 {
                         sanitize(&p.name)
                     } else {
@@ -142,14 +146,20 @@ pub fn render_table(evals: &[GroupEvaluation], style: &output::Style) -> String 
                     Cell::new(&c.function),
                     Cell::new(num(c.value)),
                     Cell::new(format!("{} {}", c.op, c.threshold)),
-                    Cell::new(format!("{}/{}", c.coverage.with_value, c.coverage.eligible)),
-                    verdict(c.satisfied, ""),
-                    if i == 0 {
-                        verdict(p.satisfied, &format!(" ({:?})", p.match_).to_lowercase())
-                    } else {
-                        Cell::new("")
-                    },
-                ]);
+                ];
+                if style.wide {
+                    row.push(Cell::new(format!(
+                        "{}/{}",
+                        c.coverage.with_value, c.coverage.eligible
+                    )));
+                }
+                row.push(verdict(c.satisfied, ""));
+                row.push(if i == 0 {
+                    verdict(p.satisfied, &format!(" ({:?})", p.match_).to_lowercase())
+                } else {
+                    Cell::new("")
+                });
+                v.add_row(row);
             }
         }
         if !e.policies.is_empty() {
