@@ -154,6 +154,10 @@ pub struct ApplyArgs {
     /// Print exactly the requests apply would send; send no mutating request, change no state.
     #[arg(long)]
     pub dry_run: bool,
+    /// Apply a plan that destroys more than the group's `max_destroy_share` in one pass
+    /// (refused without it).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub select: GroupSelect,
 }
@@ -185,6 +189,10 @@ pub struct RunArgs {
     /// instead of one summary line per group.
     #[arg(long)]
     pub tables: bool,
+    /// Apply a plan that destroys more than the group's `max_destroy_share` in one pass
+    /// (refused without it).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub select: GroupSelect,
 }

@@ -59,6 +59,7 @@ struct RawGroup {
     max_step_down: Option<Spanned<i64>>,
     remove: Option<Spanned<String>>,
     min_reporting: Option<Spanned<f64>>,
+    max_destroy_share: Option<Spanned<f64>>,
     protect_tag: Option<Spanned<String>>,
     on_unhealthy: Option<Spanned<String>>,
     #[serde(default)]
@@ -249,6 +250,9 @@ pub struct Group {
     pub max_step_down: u32,
     pub remove: Remove,
     pub min_reporting: f64,
+    /// The hard guard of apply: at most this share of the group (at least one droplet)
+    /// destroyed in one pass, unless `--force`.
+    pub max_destroy_share: f64,
     pub protect_tag: Option<String>,
     pub on_unhealthy: OnUnhealthy,
     pub metrics: Metrics,
@@ -258,6 +262,9 @@ pub struct Group {
     pub target: Option<Target>,
     pub hooks: Vec<Hook>,
 }
+
+/// `max_destroy_share` unless set: half the group (issue 14.10).
+pub const DEFAULT_MAX_DESTROY_SHARE: f64 = 0.5;
 
 /// `[group.metrics] max_series` unless set: twenty times what do-agent serves.
 pub const DEFAULT_MAX_SERIES: usize = 20_000;
@@ -831,6 +838,20 @@ impl Cx<'_> {
                 f
             }
         };
+        let max_destroy_share = match &g.max_destroy_share {
+            None => DEFAULT_MAX_DESTROY_SHARE,
+            Some(v) => {
+                let f = *v.get_ref();
+                if !(f > 0.0 && f <= 1.0) {
+                    return Err(self.at(
+                        v.span(),
+                        &k("max_destroy_share"),
+                        format!("expected a share above 0.0 and up to 1.0 of the group, got {f}"),
+                    ));
+                }
+                f
+            }
+        };
         let on_unhealthy = match &g.on_unhealthy {
             None => OnUnhealthy::Keep,
             Some(s) => match s.get_ref().as_str() {
@@ -1152,6 +1173,7 @@ impl Cx<'_> {
             max_step_down,
             remove,
             min_reporting,
+            max_destroy_share,
             protect_tag: g
                 .protect_tag
                 .as_ref()

@@ -260,6 +260,23 @@ impl Cx<'_> {
         }
         kv(w, format!("min = {min}"), &format!("[{DESTROY}] min"))?;
         kv(w, format!("max = {max}"), &format!("[{CREATE}] max"))?;
+        // do-scaler's max only stopped creation; doscale's is a bound it repairs toward. Said
+        // in the file and on stderr: an operator must count the fleet before the first apply.
+        writeln!(w, "# do-scaler used max only to stop creating; doscale destroys droplets above it (at most")?;
+        writeln!(
+            w,
+            "# max_step_down a pass, never more than max_destroy_share): count the droplets tagged"
+        )?;
+        writeln!(
+            w,
+            "# {} before the first apply and raise max if there are more than {max}.",
+            c(&tag)
+        )?;
+        tracing::warn!(
+            "{}: max = {max}: do-scaler used max only to stop creating, doscale destroys droplets above it (at most max_step_down a pass): count the droplets tagged {:?} before the first apply and raise max if there are more",
+            self.file,
+            c(&tag)
+        );
         kv(
             w,
             "remove = \"oldest\"".into(),

@@ -17,7 +17,14 @@ pub fn run(ctx: &super::Ctx, args: &crate::cli::ApplyArgs) -> Result<()> {
     let mut state = store.load_latest(&[])?;
     super::rename_group::check_orphans(&ctx.config, &state)?;
     let api = ctx.api()?;
-    let reports = stage(ctx, api.as_ref(), &mut state, &store, args.dry_run)?;
+    let reports = stage(
+        ctx,
+        api.as_ref(),
+        &mut state,
+        &store,
+        args.dry_run,
+        args.force,
+    )?;
     super::write_textfile(ctx, &state, api.as_ref());
     finish(ctx, &reports, args.dry_run)
 }
@@ -44,13 +51,14 @@ pub fn report_errors(reports: &[GroupReport]) -> Result<()> {
     Ok(())
 }
 
-/// Applies every group's stored plan.
+/// Applies every group's stored plan; `force` lifts the `max_destroy_share` guard.
 pub fn stage(
     ctx: &super::Ctx,
     api: &dyn DoApi,
     state: &mut State,
     store: &Store,
     dry_run: bool,
+    force: bool,
 ) -> Result<Vec<GroupReport>> {
     let now = Utc::now();
     // Check every group's plan before touching anything.
@@ -92,6 +100,18 @@ pub fn stage(
                 g.name,
                 output::age(now - plan.at),
                 humantime::format_duration(ctx.config.plan_max_age)
+            );
+        }
+        // The hard guard (issue 14.10), whatever made the plan: never more than
+        // max_destroy_share of the group destroyed in one pass without --force.
+        let allowed = crate::plan::destroy_allowed(plan.current, g.max_destroy_share);
+        if plan.destroy.len() as u32 > allowed && !force {
+            bail!(
+                "group {}: the plan destroys {} of {} droplets, more than max_destroy_share {}% allows in one pass ({allowed}): nothing was sent. Check the plan (`doscale plan`); if it is right, run `doscale apply --force`, or raise max_destroy_share or lower max_step_down",
+                g.name,
+                plan.destroy.len(),
+                plan.current,
+                g.max_destroy_share * 100.0
             );
         }
         let listing = api

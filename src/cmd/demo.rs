@@ -78,7 +78,7 @@ pub fn run(g: &Global, args: &DemoArgs) -> Result<()> {
         let plans = super::plan::stage(&ctx, &mut state)?;
         store.save(&state)?;
         output::print(&super::plan::render_table(&plans, &ctx.style));
-        let reports = super::apply::stage(&ctx, &api, &mut state, &store, false)?;
+        let reports = super::apply::stage(&ctx, &api, &mut state, &store, false, false)?;
         store.save(&state)?;
         output::print(&super::apply::render_text(&reports, false));
         output::print("\n");

@@ -25,7 +25,14 @@ pub fn run(ctx: &super::Ctx, args: &crate::cli::RunArgs) -> Result<()> {
         store.save(&state)?;
         let plans = super::plan::stage(ctx, &mut state)?;
         store.save(&state)?;
-        let reports = super::apply::stage(ctx, api.as_ref(), &mut state, &store, args.dry_run)?;
+        let reports = super::apply::stage(
+            ctx,
+            api.as_ref(),
+            &mut state,
+            &store,
+            args.dry_run,
+            args.force,
+        )?;
         Ok((evals, plans, reports))
     })();
     let (evals, plans, reports) = match result {

@@ -51,6 +51,7 @@ pub(super) fn expected(schema: &str) -> Option<&'static str> {
         | "group.health_check.max_tries" => "a whole number from 1 to 10000",
         "group.remove" => "one of \"newest\", \"oldest\" or \"least_loaded\"",
         "group.min_reporting" => "a share from 0.0 to 1.0, e.g. 0.9",
+        "group.max_destroy_share" => "a share above 0.0 and up to 1.0, e.g. 0.5",
         "group.on_unhealthy" => "one of \"keep\" or \"destroy\"",
         "group.metrics" => "a table: [group.metrics]",
         "group.metrics.address" => "one of \"private\", \"public\" or \"ipv6\"",

@@ -15,14 +15,17 @@
 //! 5. `pending`: no new scale action while an operation of the group is on its way;
 //! 6. `max_step_up` / `max_step_down`;
 //! 7. `no template`: a group without a template cannot grow;
-//! 8. `repair`: a group below `min` is brought up to `min`, one above `max` down to `max`,
-//!    regardless of metrics, cooldowns and step limits, counting operations already on
-//!    their way so nothing is done twice;
+//! 8. `repair`: a group below `min` is brought up to `min` regardless of metrics, cooldowns
+//!    and step limits; one above `max` down toward `max` regardless of metrics and cooldowns
+//!    but at most `max_step_down` a pass; both count operations already on their way so
+//!    nothing is done twice;
 //! 9. `unknown`: no create at all while a pending create's outcome is unknown (its droplet
 //!    missed from a listing: killed mid-request, timed out, server error), repair included,
 //!    until a listing shows it or enough listings over `[api] consistency_window` miss it;
 //! 10. `protected`: the droplets a scale-down may destroy; `desired` is what will really
-//!     happen (`desired = current + create - destroy`).
+//!     happen (`desired = current + create - destroy`);
+//! 11. `guard`: a plan destroying more than `max_destroy_share` of the group (at least one
+//!     allowed) is marked; apply refuses it unless `--force`.
 //!
 //! The bounds (2) come before the holds (3–5) so that a group at `max` says `max`, not
 //! `cooldown_up`; the result is the same in any order (every rule moves toward `current` or
@@ -312,6 +315,15 @@ pub fn plan_group(input: &PlanInput<'_>) -> GroupPlan {
             want = current - k;
         }
         destroy = chosen;
+    }
+
+    let allowed = destroy_allowed(current, g.max_destroy_share);
+    if destroy.len() as u32 > allowed {
+        why.push(format!(
+            "guard: {} of {current} droplets to destroy in one pass is more than max_destroy_share {}% allows ({allowed}): apply refuses this plan unless --force",
+            destroy.len(),
+            g.max_destroy_share * 100.0
+        ));
     }
 
     if why.is_empty() {
@@ -825,6 +837,13 @@ fn unknown(input: &PlanInput<'_>, current: u32, wish: u32, want: &mut u32, why: 
     }
 }
 
+/// The hard guard of apply (issue 14.10): how many of a group of `current` droplets one pass
+/// may destroy, `max_destroy_share` of them rounded down but at least one (a group of one or
+/// two can still shrink by one).
+pub fn destroy_allowed(current: u32, share: f64) -> u32 {
+    ((f64::from(current) * share).floor() as u32).max(1)
+}
+
 /// Rule 6: at most `max_step_up` added and `max_step_down` removed per pass.
 fn step_limits(g: &Group, current: u32, want: &mut u32, why: &mut Vec<String>) {
     if *want > current {
@@ -891,21 +910,32 @@ fn repair(g: &Group, current: u32, flight: &InFlight, want: &mut u32, why: &mut 
         });
         *want = (*want).max(goal);
     } else if current > g.max {
+        // Unlike a shortfall, a surplus is repaired at most `max_step_down` a pass: a max set
+        // too low (do-scaler's max only capped creation) must not cut a fleet in one pass.
         let over = current - g.max;
         let on_way = (flight.destroys.len() as u32).min(over);
-        let remove = over - on_way;
+        let remove = (over - on_way).min(g.max_step_down);
         let goal = current - remove;
         let head = format!(
             "repair: {} above max {} ({current})",
             text::count(over as usize, "droplet", "droplets"),
             g.max
         );
+        let step = if remove < over - on_way {
+            format!(
+                ", at most max_step_down {} per pass ({} more to go after this pass)",
+                g.max_step_down,
+                over - on_way - remove
+            )
+        } else {
+            String::new()
+        };
         why.push(if remove == 0 {
             format!("{head}, already covered by {} on its way (pending): nothing more is destroyed", text::count(on_way as usize, "destroy", "destroys"))
         } else if on_way > 0 {
-            format!("{head}: destroying {remove} regardless of metrics and cooldown, not limited by max_step_down (max is a bound); {} on its way (pending) already counts", text::count(on_way as usize, "destroy", "destroys"))
+            format!("{head}: destroying {remove} regardless of metrics and cooldown{step}; {} on its way (pending) already counts", text::count(on_way as usize, "destroy", "destroys"))
         } else {
-            format!("{head}: destroying {remove} regardless of metrics and cooldown, not limited by max_step_down (max is a bound)")
+            format!("{head}: destroying {remove} regardless of metrics and cooldown{step}")
         });
         *want = (*want).min(goal);
     }

@@ -310,12 +310,16 @@ fn check(f: &Fx) -> Result<(), TestCaseError> {
         let any_protected = live.iter().any(|d| d.protected);
         let destroys_pending = f.pending.iter().any(|o| o.kind == PendingKind::Destroy);
         if !any_protected && !destroys_pending {
-            // At max, or below it when the policies ask for less (within their own rules).
+            // Toward max by max_step_down a pass (issue 14.10), or lower when the policies
+            // ask for less (within their own rules).
+            let goal = g.max.max(current - g.max_step_down);
             prop_assert!(
-                p.desired <= g.max,
-                "repair to max: {} > {}",
+                p.desired <= goal,
+                "repair toward max: {} > {} (max {}, max_step_down {})",
                 p.desired,
-                g.max
+                goal,
+                g.max,
+                g.max_step_down
             );
         }
     }
@@ -326,14 +330,25 @@ fn check(f: &Fx) -> Result<(), TestCaseError> {
             prop_assert!(created <= s, "created {} > max_step_up {}", created, s);
         }
     }
-    if !repair_down {
-        prop_assert!(
-            destroyed <= g.max_step_down,
-            "destroyed {} > max_step_down {}",
-            destroyed,
-            g.max_step_down
-        );
-    }
+    // A scale-down and a repair above max alike (issue 14.10): never more than
+    // max_step_down destroyed in one pass.
+    prop_assert!(
+        destroyed <= g.max_step_down,
+        "destroyed {} > max_step_down {}",
+        destroyed,
+        g.max_step_down
+    );
+    // The guard's mark whenever the plan destroys more than max_destroy_share allows.
+    let allowed = super::destroy_allowed(current, g.max_destroy_share);
+    prop_assert_eq!(
+        destroyed > allowed,
+        p.reasons.iter().any(|r| r.starts_with("guard:")),
+        "destroyed {} of {}, {} allowed: {:?}",
+        destroyed,
+        current,
+        allowed,
+        &p.reasons
+    );
     if let Some(last) = f.history.iter().map(|h| h.at).max() {
         let ago = text::since(now(), last);
         if !repair_up && ago < g.cooldown_up {

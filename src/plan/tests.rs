@@ -836,17 +836,77 @@ fn plan_repair_without_template_says_it_cannot() {
 }
 
 #[test]
-fn plan_repair_above_max_ignores_cooldown_step_and_min_reporting() {
+fn plan_repair_above_max_ignores_cooldown_and_min_reporting_not_max_step_down() {
     let mut f = Fx::new(&strict(), active(8), vec![hot(1, true)]);
     f.history.push(history(10, Scale::Up, "done"));
     f.eval.reporting.ok = false;
+    // max_step_down = 1: one a pass, whatever the surplus (issue 14.10).
     let p = f.plan();
-    assert_eq!((p.desired, ids(&p)), (5, vec![8, 7, 6]));
-    assert!(reason(&p, "repair").contains("destroying 3 regardless"));
+    assert_eq!((p.desired, ids(&p)), (7, vec![8]), "{:?}", p.reasons);
+    assert_eq!(
+        reason(&p, "repair"),
+        "repair: 3 droplets above max 5 (8): destroying 1 regardless of metrics and cooldown, at most max_step_down 1 per pass (2 more to go after this pass)"
+    );
     assert_eq!(
         reason(&p, "max"),
         "max: the group is above max 5 (8): no scale-up"
     );
+    // A step as large as the surplus repairs it in one pass.
+    f.group = group(&strict().replace("max_step_down = 1", "max_step_down = 3"));
+    let p = f.plan();
+    assert_eq!((p.desired, ids(&p)), (5, vec![8, 7, 6]));
+    assert_eq!(
+        reason(&p, "repair"),
+        "repair: 3 droplets above max 5 (8): destroying 3 regardless of metrics and cooldown"
+    );
+    assert!(!has(&p, "guard"), "3 of 8 is within half: {:?}", p.reasons);
+}
+
+/// Issue 14.10: a do-scaler fleet of 200 whose imported config says max = 8 loses one
+/// droplet a pass with the default max_step_down, not 192 at once.
+#[test]
+fn plan_migration_trap_a_fleet_far_above_max_shrinks_by_the_step() {
+    let body = format!("min = 1\nmax = 8\n{TEMPLATE}");
+    let p = Fx::new(&body, active(200), vec![]).plan();
+    assert_eq!((p.current, p.desired, p.destroy.len()), (200, 199, 1));
+    assert!(
+        reason(&p, "repair").contains("191 more to go"),
+        "{:?}",
+        p.reasons
+    );
+    assert!(!has(&p, "guard"));
+}
+
+#[test]
+fn plan_guard_marks_a_plan_destroying_more_than_max_destroy_share() {
+    // max_step_down 10 lets repair take 6 of 8: more than half.
+    let body = format!("min = 0\nmax = 2\nmax_step_down = 10\n{TEMPLATE}");
+    let p = Fx::new(&body, active(8), vec![]).plan();
+    assert_eq!(p.destroy.len(), 6);
+    assert_eq!(
+        reason(&p, "guard"),
+        "guard: 6 of 8 droplets to destroy in one pass is more than max_destroy_share 50% allows (4): apply refuses this plan unless --force"
+    );
+    // A share that allows it: no mark.
+    let body =
+        format!("min = 0\nmax = 2\nmax_step_down = 10\nmax_destroy_share = 0.75\n{TEMPLATE}");
+    let p = Fx::new(&body, active(8), vec![]).plan();
+    assert_eq!(p.destroy.len(), 6);
+    assert!(!has(&p, "guard"), "{:?}", p.reasons);
+}
+
+#[test]
+fn destroy_allowed_rounds_down_but_allows_one() {
+    use super::destroy_allowed;
+    assert_eq!(destroy_allowed(0, 0.5), 1);
+    assert_eq!(destroy_allowed(1, 0.5), 1);
+    assert_eq!(destroy_allowed(2, 0.5), 1);
+    assert_eq!(destroy_allowed(3, 0.5), 1);
+    assert_eq!(destroy_allowed(4, 0.5), 2);
+    assert_eq!(destroy_allowed(5, 0.5), 2);
+    assert_eq!(destroy_allowed(200, 0.5), 100);
+    assert_eq!(destroy_allowed(3, 1.0), 3);
+    assert_eq!(destroy_allowed(10, 0.01), 1);
 }
 
 #[test]
@@ -866,11 +926,11 @@ fn plan_repair_above_max_limited_by_protected() {
         d.protected = true;
     }
     let mut f = Fx::new(
-        &format!("{}protect_tag = \"keep\"\n", "min = 3\nmax = 5\n"),
+        &format!("{}protect_tag = \"keep\"\n", "min = 3\nmax = 5\nmax_step_down = 2\n"),
         members,
         vec![],
     );
-    f.group = group("min = 3\nmax = 5\nprotect_tag = \"keep\"\n");
+    f.group = group("min = 3\nmax = 5\nmax_step_down = 2\nprotect_tag = \"keep\"\n");
     let p = f.plan();
     assert_eq!((p.desired, ids(&p)), (6, vec![1]));
     assert_eq!(
