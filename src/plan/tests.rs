@@ -926,7 +926,10 @@ fn plan_repair_above_max_limited_by_protected() {
         d.protected = true;
     }
     let mut f = Fx::new(
-        &format!("{}protect_tag = \"keep\"\n", "min = 3\nmax = 5\nmax_step_down = 2\n"),
+        &format!(
+            "{}protect_tag = \"keep\"\n",
+            "min = 3\nmax = 5\nmax_step_down = 2\n"
+        ),
         members,
         vec![],
     );

@@ -375,3 +375,127 @@ fn a_renamed_group_with_pending_operations_is_refused_until_carried_over() {
         r.stderr
     );
 }
+
+/// A group of the simulator's droplets with bounds `min`/`max`, `max_step_down` and the
+/// guard's share left at its default unless `extra` says otherwise; nothing in the policies.
+fn bounded_config(sim: &Sim, min: u32, max: u32, extra: &str) -> String {
+    sim.config_with(
+        &format!(
+            "min = {min}\nmax = {max}\nwarmup = \"0s\"\ncooldown_up = \"0s\"\ncooldown_down = \"0s\"\n{extra}\n"
+        ),
+        "",
+    )
+}
+
+fn deletes(sim: &Sim) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|q| q["method"] == "DELETE")
+        .count()
+}
+
+/// Issue 14.10: a fleet far above `max` (a do-scaler fleet whose imported max only capped
+/// creation) loses `max_step_down` droplets a pass, not the whole surplus at once.
+#[test]
+fn a_fleet_far_above_max_shrinks_by_max_step_down_a_pass() {
+    let sim = Sim::start(&["--droplets", "20", "--seed", "140"]);
+    let tag = sim.tag();
+    let cfg = bounded_config(&sim, 1, 8, "");
+    let r = ok(&["--config", &cfg, "run"]);
+    assert_eq!(fleet(&sim, &tag).len(), 19, "{}", r.all());
+    let r = ok(&["--config", &cfg, "plan"]);
+    assert!(
+        r.stdout
+            .contains("at most max_step_down 1 per pass (10 more to go after this pass)"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// Issue 14.10: a plan that destroys more than `max_destroy_share` of the group is refused by
+/// apply (nothing sent, exit 1, the way out named) unless `--force`; `plan` marks it.
+#[test]
+fn apply_refuses_a_plan_destroying_more_than_max_destroy_share_unless_forced() {
+    let sim = Sim::start(&["--droplets", "8", "--seed", "141"]);
+    let tag = sim.tag();
+    let cfg = bounded_config(&sim, 0, 2, "max_step_down = 10");
+    ok(&["--config", &cfg, "scrape"]);
+    ok(&["--config", &cfg, "evaluate"]);
+    let r = ok(&["--config", &cfg, "plan"]);
+    assert!(
+        r.stdout.contains("guard: 6 of 8 droplets to destroy in one pass is more than max_destroy_share 50% allows (4)"),
+        "{}",
+        r.stdout
+    );
+    for dry in [true, false] {
+        let mut args = vec!["--config", cfg.as_str(), "apply"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let r = run(&args);
+        assert_eq!(r.code, 1, "{}", r.all());
+        assert!(
+            r.stderr.contains("the plan destroys 6 of 8 droplets, more than max_destroy_share 50% allows in one pass (4): nothing was sent")
+                && r.stderr.contains("doscale apply --force"),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(deletes(&sim), 0);
+        assert_eq!(fleet(&sim, &tag).len(), 8);
+    }
+    // `run` holds to the same guard.
+    let r = run(&["--config", &cfg, "run"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_eq!(deletes(&sim), 0);
+    // The operator who checked the plan forces it.
+    let r = ok(&["--config", &cfg, "apply", "--force"]);
+    assert_eq!(deletes(&sim), 6, "{}", r.all());
+    assert_eq!(fleet(&sim, &tag).len(), 2);
+}
+
+#[test]
+fn max_destroy_share_out_of_range_is_a_config_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for v in ["0", "0.0", "1.5", "-0.1", "nan"] {
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "[[group]]\nname = \"w\"\ntag = \"w\"\nmin = 1\nmax = 2\nmax_destroy_share = {v}\n"
+            ),
+        )
+        .unwrap();
+        let r = run(&["--config", p.to_str().unwrap(), "check"]);
+        assert_eq!(r.code, 2, "{v}: {}", r.all());
+        assert!(
+            r.stderr.contains("max_destroy_share")
+                && r.stderr.contains("a share above 0.0 and up to 1.0"),
+            "{v}: {}",
+            r.stderr
+        );
+    }
+}
+
+/// Issue 14.10: import-seed says, in the file and on stderr, that do-scaler's max only capped
+/// creation.
+#[test]
+fn import_seed_warns_that_do_scalers_max_only_capped_creation() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/do-scaler/conf.d/web.cfg.example"
+    );
+    let args = ["import-seed", example];
+    let r = ok(&args);
+    assert!(
+        r.stderr
+            .contains("do-scaler used max only to stop creating"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout
+            .contains("# do-scaler used max only to stop creating"),
+        "{}",
+        r.stdout
+    );
+}
