@@ -250,7 +250,7 @@ pub struct Group {
     pub max_step_down: u32,
     pub remove: Remove,
     pub min_reporting: f64,
-    /// The hard guard of apply: at most this share of the group (at least one droplet)
+    /// The hard guard of apply: at most this share of the group (rounded up to a whole droplet)
     /// destroyed in one pass, unless `--force`.
     pub max_destroy_share: f64,
     pub protect_tag: Option<String>,

@@ -24,8 +24,8 @@
 //!    until a listing shows it or enough listings over `[api] consistency_window` miss it;
 //! 10. `protected`: the droplets a scale-down may destroy; `desired` is what will really
 //!     happen (`desired = current + create - destroy`);
-//! 11. `guard`: a plan destroying more than `max_destroy_share` of the group (at least one
-//!     allowed) is marked; apply refuses it unless `--force`.
+//! 11. `guard`: a plan destroying more than `max_destroy_share` of the group (rounded up to a
+//!     whole droplet) is marked; apply refuses it unless `--force`.
 //!
 //! The bounds (2) come before the holds (3–5) so that a group at `max` says `max`, not
 //! `cooldown_up`; the result is the same in any order (every rule moves toward `current` or
@@ -838,10 +838,10 @@ fn unknown(input: &PlanInput<'_>, current: u32, wish: u32, want: &mut u32, why: 
 }
 
 /// The hard guard of apply (issue 14.10): how many of a group of `current` droplets one pass
-/// may destroy, `max_destroy_share` of them rounded down but at least one (a group of one or
-/// two can still shrink by one).
+/// may destroy: `max_destroy_share` of them rounded up to a whole droplet (half of 5 is 3, so
+/// 5 → 2 passes and 4 → 1 does not), at least one.
 pub fn destroy_allowed(current: u32, share: f64) -> u32 {
-    ((f64::from(current) * share).floor() as u32).max(1)
+    ((f64::from(current) * share).ceil() as u32).max(1)
 }
 
 /// Rule 6: at most `max_step_up` added and `max_step_down` removed per pass.

@@ -896,15 +896,16 @@ fn plan_guard_marks_a_plan_destroying_more_than_max_destroy_share() {
 }
 
 #[test]
-fn destroy_allowed_rounds_down_but_allows_one() {
+fn destroy_allowed_rounds_up_to_a_whole_droplet() {
     use super::destroy_allowed;
     assert_eq!(destroy_allowed(0, 0.5), 1);
     assert_eq!(destroy_allowed(1, 0.5), 1);
     assert_eq!(destroy_allowed(2, 0.5), 1);
-    assert_eq!(destroy_allowed(3, 0.5), 1);
+    assert_eq!(destroy_allowed(3, 0.5), 2);
     assert_eq!(destroy_allowed(4, 0.5), 2);
-    assert_eq!(destroy_allowed(5, 0.5), 2);
+    assert_eq!(destroy_allowed(5, 0.5), 3);
     assert_eq!(destroy_allowed(200, 0.5), 100);
+    assert_eq!(destroy_allowed(201, 0.5), 101);
     assert_eq!(destroy_allowed(3, 1.0), 3);
     assert_eq!(destroy_allowed(10, 0.01), 1);
 }

@@ -339,7 +339,7 @@ fn a_slow_api_is_waited_for_or_cut_off_cleanly() {
 fn a_droplet_losing_the_group_tag_mid_pass_is_never_destroyed() {
     let sim = Sim::start(&["--droplets", "4", "--seed", "23"]);
     let cfg = sim.config_with(
-        &format!("min = 1\nmax = 5\nwarmup = \"0s\"\ncooldown_down = \"0s\"\nmax_step_down = 3\n[group.metrics]\nport = {}\n[[group.policy]]\nname = \"shrink\"\nscale = \"down\"\nstep = 3\nconditions = [ {{ name = \"l\", expr = \"node_load1\", function = \"min\", op = \">=\", threshold = 0 }} ]", sim.metrics_port()),
+        &format!("min = 1\nmax = 5\nwarmup = \"0s\"\ncooldown_down = \"0s\"\nmax_step_down = 3\nmax_destroy_share = 1.0\n[group.metrics]\nport = {}\n[[group.policy]]\nname = \"shrink\"\nscale = \"down\"\nstep = 3\nconditions = [ {{ name = \"l\", expr = \"node_load1\", function = \"min\", op = \">=\", threshold = 0 }} ]", sim.metrics_port()),
         "",
     );
     ok(&["--config", &cfg, "scrape"]);
