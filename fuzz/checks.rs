@@ -59,7 +59,11 @@ pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Err(e) = doscale::config::parse(std::path::Path::new("/fuzz/doscale.toml"), text) {
+    if let Err(e) = doscale::config::parse(
+        std::path::Path::new("/fuzz/doscale.toml"),
+        text,
+        &Default::default(),
+    ) {
         assert!(e.line <= text.lines().count() + 1, "{e}");
     }
 }

@@ -13,7 +13,6 @@ use toml::Spanned;
 use crate::do_api::model::AddressKind;
 use crate::error::ConfigError;
 use crate::expr::Expr;
-use crate::secret::Secret;
 
 mod keys;
 
@@ -478,33 +477,19 @@ impl Group {
 // ---------------------------------------------------------------------------------------
 // Loading.
 
-/// Where the configuration comes from: `--config`, `$DOSCALE_CONFIG`, the default path.
-pub fn locate(flag: Option<&Path>) -> PathBuf {
-    if let Some(p) = flag {
-        return p.to_path_buf();
-    }
-    if let Some(p) = std::env::var_os("DOSCALE_CONFIG").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    PathBuf::from(DEFAULT_PATH)
+/// What the configuration takes from the process environment. The shell reads it
+/// (`cmd::process_env`) and passes it in, so that [`parse`] is a function of its arguments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Env {
+    /// `$STATE_DIRECTORY` as systemd sets it (`StateDirectory=`; several directories are
+    /// separated by ':', the first is ours): the state file's default place. `None` or empty:
+    /// `/var/lib/doscale/state.json`.
+    pub state_directory: Option<std::ffi::OsString>,
 }
 
-/// Reads and validates the file at `path`.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.display().to_string(),
-        line: 0,
-        col: 0,
-        key: String::new(),
-        msg: format!(
-            "cannot read the configuration: {e} (pass --config PATH or set DOSCALE_CONFIG)"
-        ),
-    })?;
-    parse(path, &text)
-}
-
-/// Parses and validates configuration text; `path` is used for messages and relative paths.
-pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+/// Parses and validates configuration text; `path` is used for messages and relative paths,
+/// `env` for the defaults the environment decides. Reads nothing else: no file, no variable.
+pub fn parse(path: &Path, text: &str, env: &Env) -> Result<Config, ConfigError> {
     let cx = Cx {
         file: path.display().to_string(),
         text,
@@ -529,7 +514,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             cx.non_empty(s, "state_file")?;
             rel(s.get_ref())
         }
-        None => match std::env::var_os("STATE_DIRECTORY").filter(|s| !s.is_empty()) {
+        None => match env.state_directory.as_ref().filter(|s| !s.is_empty()) {
             // systemd may pass several directories separated by ':'; the first is ours.
             Some(dirs) => {
                 let dirs = dirs.to_string_lossy().to_string();
@@ -1328,55 +1313,21 @@ fn parse_size(s: &str) -> Result<usize, String> {
     Ok(n * mult)
 }
 
-/// Where the API token comes from, first found wins: `$DIGITALOCEAN_TOKEN`,
-/// `$DIGITALOCEAN_ACCESS_TOKEN`, `token_file`, the systemd credential `digitalocean-token`.
-pub fn token_lookup(api: &ApiConfig) -> crate::secret::TokenLookup {
-    let creds = std::env::var_os("CREDENTIALS_DIRECTORY")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from);
-    crate::secret::lookup_token(
-        &|var| std::env::var(var).ok(),
-        api.token_file.as_deref(),
-        creds.as_deref(),
-    )
-}
-
-/// The token, `Ok(None)` when no source is set. A source that is set but cannot be used is
-/// an error naming it and the reason when no later source gives a token, and a warning when
-/// one does (e.g. a root-only `token_file` under the service's dynamic user, where the
-/// credential is the way in).
-pub fn find_token(api: &ApiConfig) -> color_eyre::Result<Option<Secret>> {
-    let found = token_lookup(api);
-    let problems: Vec<String> = found.problems.iter().map(|p| p.to_string()).collect();
-    match found.token {
-        Some((token, source)) => {
-            for p in &problems {
-                tracing::warn!("{p}; using the token from {source}");
-            }
-            Ok(Some(token))
-        }
-        None if !problems.is_empty() => Err(color_eyre::eyre::eyre!(crate::error::UsageError(
-            format!("no usable DigitalOcean API token: {}", problems.join("; "))
-        ))),
-        None => Ok(None),
-    }
-}
-
-/// A token for commands that call the API; its absence is an error that says what to do.
-pub fn require_token(api: &ApiConfig) -> color_eyre::Result<Secret> {
-    find_token(api)?.ok_or_else(|| {
-        color_eyre::eyre::eyre!(crate::error::UsageError(
-            "no DigitalOcean API token: set DIGITALOCEAN_TOKEN (or DIGITALOCEAN_ACCESS_TOKEN), `[api] token_file`, or the systemd credential \"digitalocean-token\" (LoadCredential=)".into()
-        ))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn p(text: &str) -> Result<Config, ConfigError> {
-        parse(Path::new("/etc/doscale/t.toml"), text)
+        parse(Path::new("/etc/doscale/t.toml"), text, &Env::default())
+    }
+
+    /// The example configuration shipped in `config/`, as `load_config` would parse it.
+    fn example() -> Result<Config, ConfigError> {
+        parse(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/doscale.toml")),
+            include_str!("../config/doscale.toml"),
+            &Env::default(),
+        )
     }
 
     const MIN: &str = "[[group]]\nname = \"web\"\ntag = \"web\"\nmin = 1\nmax = 3\n";
@@ -1447,8 +1398,7 @@ mod tests {
 
     #[test]
     fn the_example_configuration_loads() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/doscale.toml");
-        let c = load(Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
+        let c = example().unwrap_or_else(|e| panic!("{e}"));
         let g = &c.groups[0];
         assert_eq!((g.name.as_str(), g.min, g.max), ("web", 2, 8));
         let names: Vec<_> = g.policies.iter().map(|p| p.name.as_str()).collect();
@@ -1607,8 +1557,7 @@ mod tests {
         let e = p(&text.replace("\"myapp_*\"", "\"9bad\"")).unwrap_err();
         assert_eq!(e.key, "group[web].metrics.extra_metrics");
         // The shipped example has no unknown name.
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/doscale.toml");
-        assert!(load(Path::new(path)).unwrap().warnings.is_empty());
+        assert!(example().unwrap().warnings.is_empty());
     }
 
     #[test]
@@ -1654,5 +1603,59 @@ mod tests {
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
         assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
         assert!(parse_duration("soon").is_err());
+    }
+
+    /// `parse` is a function of its arguments: the same text and `Env` give the same
+    /// configuration, and `$STATE_DIRECTORY` counts only when the shell passes it in.
+    #[test]
+    fn parse_is_pure_the_environment_comes_in_as_an_argument() {
+        let show = |c: &Config| format!("{c:?}");
+        let text = include_str!("../config/doscale.toml").replace("state_file =", "# state_file =");
+        let path = Path::new("/etc/doscale/doscale.toml");
+        let systemd = Env {
+            state_directory: Some("/var/lib/doscale-a:/var/lib/other".into()),
+        };
+        let a = parse(path, &text, &systemd).unwrap();
+        let b = parse(path, &text, &systemd).unwrap();
+        assert_eq!(show(&a), show(&b));
+        assert_eq!(a.state_file, Path::new("/var/lib/doscale-a/state.json"));
+        // A variable of the process is not read: only what is passed in counts. (No other
+        // test reads STATE_DIRECTORY, so setting it here races with nothing.)
+        std::env::set_var("STATE_DIRECTORY", "/run/from-the-process");
+        let none = parse(path, &text, &Env::default()).unwrap();
+        let again = parse(path, &text, &systemd).unwrap();
+        std::env::remove_var("STATE_DIRECTORY");
+        assert_eq!(none.state_file, Path::new("/var/lib/doscale/state.json"));
+        assert_eq!(show(&again), show(&a));
+        let empty = Env {
+            state_directory: Some("".into()),
+        };
+        assert_eq!(
+            parse(path, &text, &empty).unwrap().state_file,
+            Path::new("/var/lib/doscale/state.json")
+        );
+    }
+
+    /// No module of the configuration reads the environment or a file: the shell does
+    /// (`cmd::load_config`, `secret::token_lookup`) and passes in what it read.
+    #[test]
+    fn the_config_modules_read_no_environment_and_no_file() {
+        let sources = [
+            ("src/config.rs", include_str!("config.rs")),
+            ("src/config/keys.rs", include_str!("config/keys.rs")),
+        ];
+        for (name, text) in sources {
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for banned in [
+                "std::env",
+                "env::var",
+                "std::fs",
+                "fs::read",
+                "File::open",
+                "OpenOptions",
+            ] {
+                assert!(!code.contains(banned), "{name} uses {banned}");
+            }
+        }
     }
 }

@@ -208,6 +208,46 @@ pub fn lookup_token(
     out
 }
 
+/// Where the API token comes from, first found wins: `$DIGITALOCEAN_TOKEN`,
+/// `$DIGITALOCEAN_ACCESS_TOKEN`, `token_file` (`[api] token_file`), the systemd credential
+/// `digitalocean-token`: [`lookup_token`] over this process's environment.
+pub fn token_lookup(token_file: Option<&Path>) -> TokenLookup {
+    let creds = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    lookup_token(&|var| std::env::var(var).ok(), token_file, creds.as_deref())
+}
+
+/// The token, `Ok(None)` when no source is set. A source that is set but cannot be used is
+/// an error naming it and the reason when no later source gives a token, and a warning when
+/// one does (e.g. a root-only `token_file` under the service's dynamic user, where the
+/// credential is the way in).
+pub fn find_token(token_file: Option<&Path>) -> color_eyre::Result<Option<Secret>> {
+    let found = token_lookup(token_file);
+    let problems: Vec<String> = found.problems.iter().map(|p| p.to_string()).collect();
+    match found.token {
+        Some((token, source)) => {
+            for p in &problems {
+                tracing::warn!("{p}; using the token from {source}");
+            }
+            Ok(Some(token))
+        }
+        None if !problems.is_empty() => Err(color_eyre::eyre::eyre!(crate::error::UsageError(
+            format!("no usable DigitalOcean API token: {}", problems.join("; "))
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// A token for commands that call the API; its absence is an error that says what to do.
+pub fn require_token(token_file: Option<&Path>) -> color_eyre::Result<Secret> {
+    find_token(token_file)?.ok_or_else(|| {
+        color_eyre::eyre::eyre!(crate::error::UsageError(
+            "no DigitalOcean API token: set DIGITALOCEAN_TOKEN (or DIGITALOCEAN_ACCESS_TOKEN), `[api] token_file`, or the systemd credential \"digitalocean-token\" (LoadCredential=)".into()
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

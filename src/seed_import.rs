@@ -63,8 +63,12 @@ pub fn convert_all(paths: &[PathBuf]) -> color_eyre::Result<String> {
             .find("\n[[group]]\n")
             .ok_or_else(|| eyre!("{file}: the conversion has no [[group]]"))?;
         let group = &text[at + 1..];
-        let cfg = crate::config::parse(&path.with_file_name("doscale.toml"), text)
-            .map_err(|e| eyre!("{file}: the converted configuration is not valid: {e}"))?;
+        let cfg = crate::config::parse(
+            &path.with_file_name("doscale.toml"),
+            text,
+            &Default::default(),
+        )
+        .map_err(|e| eyre!("{file}: the converted configuration is not valid: {e}"))?;
         for g in &cfg.groups {
             if let Some((_, _, other)) = seen.iter().find(|(n, t, _)| *n == g.name || *t == g.tag) {
                 bail!(
@@ -105,8 +109,12 @@ pub fn convert_all(paths: &[PathBuf]) -> color_eyre::Result<String> {
     }
     out.push_str(&groups);
     let out = out.trim_end().to_string() + "\n";
-    crate::config::parse(&first.with_file_name("doscale.toml"), &out)
-        .map_err(|e| eyre!("the merged configuration is not valid: {e}"))?;
+    crate::config::parse(
+        &first.with_file_name("doscale.toml"),
+        &out,
+        &Default::default(),
+    )
+    .map_err(|e| eyre!("the merged configuration is not valid: {e}"))?;
     Ok(out)
 }
 
@@ -305,7 +313,7 @@ impl Cx<'_> {
         // The result must be a configuration doscale accepts; check it here so a problem is
         // reported against the seed files rather than discovered later.
         let check_path = self.dir.join("doscale.toml");
-        crate::config::parse(&check_path, &out).map_err(|e| {
+        crate::config::parse(&check_path, &out, &Default::default()).map_err(|e| {
             eyre!(
                 "{}: the converted configuration is not valid: {e}",
                 self.file

@@ -166,7 +166,7 @@ fn hook_program_problem(program: &Path) -> Option<String> {
 /// Which token source the API commands would use; `token_file` itself is opened by
 /// `check_file` (so that it is looked at even when a variable wins).
 fn check_token_sources(c: &crate::config::Config, strict: bool, found: &mut Findings) {
-    let lookup = crate::config::token_lookup(&c.api);
+    let lookup = crate::secret::token_lookup(c.api.token_file.as_deref());
     for p in &lookup.problems {
         if p.source != "[api] token_file" {
             found.warn(strict, p.to_string());

@@ -36,7 +36,7 @@ pub fn run(g: &Global, args: &DemoArgs) -> Result<()> {
         &cfg_path,
         demo_config(&sim.api_url, sim.metrics_port, &sim.tag, min, max),
     )?;
-    let config = crate::config::load(&cfg_path)?;
+    let config = super::load_config(&cfg_path)?;
     let ctx = super::Ctx {
         config,
         json: false,
@@ -147,8 +147,12 @@ mod tests {
     #[test]
     fn the_demo_configuration_loads() {
         let text = super::demo_config("http://127.0.0.1:9", 9110, "web", 2, 9);
-        let c = crate::config::parse(std::path::Path::new("/tmp/demo.toml"), &text)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let c = crate::config::parse(
+            std::path::Path::new("/tmp/demo.toml"),
+            &text,
+            &Default::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.groups[0].policies.len(), 2);
     }
 }

@@ -20,13 +20,14 @@ pub mod status;
 mod tests;
 
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use color_eyre::Result;
 
 use crate::cli::{Cli, Command, Global};
 use crate::config::{self, Config};
-use crate::error::{exit_code_of, ExitCode, UsageError};
+use crate::error::{exit_code_of, ConfigError, ExitCode, UsageError};
 use crate::state::Store;
 
 static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
@@ -147,11 +148,43 @@ pub fn wait_of(g: &Global) -> Result<Option<Duration>> {
     }
 }
 
+/// Where the configuration comes from: `--config`, `$DOSCALE_CONFIG`, the default path.
+pub fn config_path(flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("DOSCALE_CONFIG").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(config::DEFAULT_PATH)
+}
+
+/// What the configuration takes from this process's environment.
+pub fn process_env() -> config::Env {
+    config::Env {
+        state_directory: std::env::var_os("STATE_DIRECTORY"),
+    }
+}
+
+/// Reads the file at `path` and validates it with this process's environment.
+pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.display().to_string(),
+        line: 0,
+        col: 0,
+        key: String::new(),
+        msg: format!(
+            "cannot read the configuration: {e} (pass --config PATH or set DOSCALE_CONFIG)"
+        ),
+    })?;
+    config::parse(path, &text, &process_env())
+}
+
 impl Ctx {
     pub fn load(g: &Global) -> Result<Ctx> {
         let wait = wait_of(g)?;
-        let path = config::locate(g.config.as_deref());
-        let config = config::load(&path)?;
+        let path = config_path(g.config.as_deref());
+        let config = load_config(&path)?;
         Ok(Ctx {
             config,
             json: g.output == crate::cli::Output::Json,
@@ -208,7 +241,7 @@ impl Ctx {
 
     /// The API client (needs a token).
     pub fn api(&self) -> Result<Box<dyn crate::do_api::DoApi>> {
-        let token = config::require_token(&self.config.api)?;
+        let token = crate::secret::require_token(self.config.api.token_file.as_deref())?;
         Ok(Box::new(crate::do_api::HttpApi::new(
             &self.config.api.url,
             token,

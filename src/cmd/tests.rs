@@ -42,8 +42,12 @@ conditions = [
 
 fn ctx(style: Style) -> super::Ctx {
     super::Ctx {
-        config: crate::config::parse(Path::new("/etc/doscale/doscale.toml"), CONFIG)
-            .unwrap_or_else(|e| panic!("{e}")),
+        config: crate::config::parse(
+            Path::new("/etc/doscale/doscale.toml"),
+            CONFIG,
+            &Default::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
         json: false,
         wait: None,
         all: None,

@@ -21,7 +21,7 @@ pub(super) fn now() -> DateTime<Utc> {
 /// A group `web` from TOML lines (`min`, `max` and any other keys, then tables).
 pub(super) fn group(body: &str) -> Group {
     let text = format!("[[group]]\nname = \"web\"\ntag = \"web\"\n{body}");
-    crate::config::parse(Path::new("/t.toml"), &text)
+    crate::config::parse(Path::new("/t.toml"), &text, &Default::default())
         .unwrap_or_else(|e| panic!("{e}\n{text}"))
         .groups
         .remove(0)

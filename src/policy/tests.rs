@@ -10,7 +10,7 @@ fn t0() -> DateTime<Utc> {
 
 fn group(extra: &str) -> Group {
     let text = format!("[[group]]\nname = \"web\"\ntag = \"web\"\nmin = 1\nmax = 10\n{extra}");
-    config::parse(Path::new("/etc/doscale/t.toml"), &text)
+    config::parse(Path::new("/etc/doscale/t.toml"), &text, &Default::default())
         .unwrap_or_else(|e| panic!("{e}"))
         .groups
         .remove(0)
@@ -389,10 +389,14 @@ fn load1_is_reported_per_droplet() {
 const EXAMPLE: &str = include_str!("../../config/do-scaler-policies.toml");
 
 fn example() -> Group {
-    config::parse(Path::new("config/do-scaler-policies.toml"), EXAMPLE)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .groups
-        .remove(0)
+    config::parse(
+        Path::new("config/do-scaler-policies.toml"),
+        EXAMPLE,
+        &Default::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .groups
+    .remove(0)
 }
 
 #[test]

@@ -8,8 +8,12 @@ const SEED: &str = concat!(
 const TOKEN: &str = "00000000000000000000000000000000000000000000000000000000000000000";
 
 fn load(toml: &str) -> config::Config {
-    config::parse(Path::new("/etc/doscale/doscale.toml"), toml)
-        .unwrap_or_else(|e| panic!("{e}\n{toml}"))
+    config::parse(
+        Path::new("/etc/doscale/doscale.toml"),
+        toml,
+        &Default::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{toml}"))
 }
 
 #[test]

@@ -653,7 +653,8 @@ fn written_config_loads() {
     let t = T::new(a);
     assert_eq!(t.sim.config_path.as_deref(), Some(path.as_path()));
     let text = std::fs::read_to_string(&path).unwrap();
-    let cfg = crate::config::parse(&path, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let cfg = crate::config::parse(&path, &text, &Default::default())
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(cfg.api.url, t.sim.api_url);
     assert_eq!(cfg.state_file, dir.path().join("state.json"));
     let token_file = cfg.api.token_file.clone().unwrap();
@@ -694,12 +695,14 @@ fn written_config_creates_its_folder_and_has_the_example_policies() {
     a.config_out = Some(path.clone());
     let t = T::new(a);
     let text = std::fs::read_to_string(&path).unwrap();
-    let cfg = crate::config::parse(&path, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let cfg = crate::config::parse(&path, &text, &Default::default())
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert!(dir.path().join("new/sub/sim-token").is_file());
     let example_path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/doscale.toml"));
     let example = crate::config::parse(
         example_path,
         &std::fs::read_to_string(example_path).unwrap(),
+        &Default::default(),
     )
     .unwrap();
     let (ours, theirs) = (&cfg.groups[0], &example.groups[0]);

@@ -252,7 +252,7 @@ fn the_shipped_config_names_only_files_the_package_installs() {
         .1;
     assert_eq!(config_at, "/etc/doscale/doscale.toml");
     let text = std::fs::read_to_string(root.join("config/doscale.toml")).unwrap();
-    let config = doscale::config::parse(Path::new(config_at), &text).unwrap();
+    let config = doscale::config::parse(Path::new(config_at), &text, &Default::default()).unwrap();
     let mut named: Vec<(String, String)> = config
         .files
         .iter()

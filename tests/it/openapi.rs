@@ -100,7 +100,8 @@ fn create_bodies_validate_against_droplet_multi_create() {
         "[[group]]\nname = \"web\"\ntag = \"web\"\nmin = 1\nmax = 30\n[group.template]\nname = \"web-{{n}}\"\nregion = \"sfo2\"\nsize = \"s-2vcpu-4gb\"\nimage = 12345678\nssh_keys = [\"00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00\", 289794]\nvpc_uuid = \"5a4981aa-9653-4bd1-bef5-d6bff52042e4\"\nuser_data_file = \"{}\"\ntags = [\"web\", \"autoscaled\"]\nmonitoring = true\nipv6 = true\nbackups = false\n",
         ud.display()
     );
-    let cfg = doscale::config::parse(Path::new("/t/doscale.toml"), &text).unwrap();
+    let cfg =
+        doscale::config::parse(Path::new("/t/doscale.toml"), &text, &Default::default()).unwrap();
     let names: Vec<String> = (1..=23).map(|i| format!("web-{i}")).collect();
     let bodies = doscale::apply::create_requests(&cfg.groups[0], &names).unwrap();
     assert_eq!(bodies.len(), 3, "at most 10 names per request");

@@ -88,7 +88,7 @@ proptest! {
 
     #[test]
     fn config_loader_never_panics(text in "(\\[\\[group\\]\\]\n|name = \"w\"\n|tag = \"w\"\n|min = [0-9]\n|max = [0-9]\n|cooldown_up = \"[0-9a-z ]{0,4}\"\n|\\[group.metrics\\]\nport = [0-9]{1,6}\n|bogus = 1\n){0,10}") {
-        if let Err(e) = doscale::config::parse(Path::new("/p/c.toml"), &text) {
+        if let Err(e) = doscale::config::parse(Path::new("/p/c.toml"), &text, &Default::default()) {
             prop_assert!(e.line <= text.lines().count() + 1, "{}", e);
         }
     }
