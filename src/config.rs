@@ -56,11 +56,11 @@ struct RawGroup {
     warmup: Option<Spanned<String>>,
     max_step_up: Option<Spanned<i64>>,
     max_step_down: Option<Spanned<i64>>,
-    remove: Option<Spanned<String>>,
+    remove: Option<Remove>,
     min_reporting: Option<Spanned<f64>>,
     max_destroy_share: Option<Spanned<f64>>,
     protect_tag: Option<Spanned<String>>,
-    on_unhealthy: Option<Spanned<String>>,
+    on_unhealthy: Option<OnUnhealthy>,
     #[serde(default)]
     metrics: RawMetrics,
     template: Option<Spanned<RawTemplate>>,
@@ -75,7 +75,7 @@ struct RawGroup {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMetrics {
-    address: Option<Spanned<String>>,
+    address: Option<RawAddress>,
     port: Option<Spanned<i64>>,
     path: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
@@ -83,6 +83,27 @@ struct RawMetrics {
     max_body: Option<Spanned<String>>,
     extra_metrics: Option<Vec<Spanned<String>>>,
     max_series: Option<Spanned<i64>>,
+}
+
+/// `[group.metrics] address`: [`AddressKind`] by its name, or by the API's name of the field.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawAddress {
+    #[serde(alias = "private_ip_address")]
+    Private,
+    #[serde(alias = "public_ip_address")]
+    Public,
+    Ipv6,
+}
+
+impl From<RawAddress> for AddressKind {
+    fn from(a: RawAddress) -> AddressKind {
+        match a {
+            RawAddress::Private => AddressKind::Private,
+            RawAddress::Public => AddressKind::Public,
+            RawAddress::Ipv6 => AddressKind::Ipv6,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,10 +136,10 @@ struct RawHealth {
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
     name: Spanned<String>,
-    scale: Spanned<String>,
+    scale: Scale,
     step: Option<Spanned<i64>>,
     #[serde(rename = "match")]
-    match_: Option<Spanned<String>>,
+    match_: Option<Match>,
     conditions: Vec<Spanned<RawCondition>>,
 }
 
@@ -128,7 +149,7 @@ struct RawCondition {
     name: Spanned<String>,
     expr: Spanned<String>,
     function: Spanned<String>,
-    op: Spanned<String>,
+    op: Op,
     threshold: Spanned<f64>,
 }
 
@@ -145,7 +166,7 @@ struct RawTarget {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHook {
-    on: Spanned<String>,
+    on: HookEvent,
     command: Spanned<Vec<String>>,
     timeout: Option<Spanned<String>>,
 }
@@ -229,7 +250,8 @@ pub enum Remove {
     LeastLoaded,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OnUnhealthy {
     Keep,
     Destroy,
@@ -424,17 +446,6 @@ impl Function {
 }
 
 impl Op {
-    pub fn parse(s: &str) -> Option<Op> {
-        Some(match s {
-            "<" => Op::Lt,
-            "<=" => Op::Le,
-            ">" => Op::Gt,
-            ">=" => Op::Ge,
-            "==" => Op::Eq,
-            "!=" => Op::Ne,
-            _ => return None,
-        })
-    }
     pub fn symbol(&self) -> &'static str {
         match self {
             Op::Lt => "<",
@@ -794,19 +805,7 @@ impl Cx<'_> {
             Some(v) => self.count(v, &k("max_step_down"), 1, 10_000)?,
             None => 1,
         };
-        let remove = match &g.remove {
-            None => Remove::Newest,
-            Some(s) => match s.get_ref().as_str() {
-                "newest" => Remove::Newest,
-                "oldest" => Remove::Oldest,
-                "least_loaded" => Remove::LeastLoaded,
-                other => {
-                    return Err(self.at(s.span(), &k("remove"), format!(
-                        "unknown value {other:?}: expected \"newest\", \"oldest\" or \"least_loaded\""
-                    )))
-                }
-            },
-        };
+        let remove = g.remove.unwrap_or(Remove::Newest);
         let min_reporting = match &g.min_reporting {
             None => 1.0,
             Some(v) => {
@@ -837,39 +836,10 @@ impl Cx<'_> {
                 f
             }
         };
-        let on_unhealthy = match &g.on_unhealthy {
-            None => OnUnhealthy::Keep,
-            Some(s) => match s.get_ref().as_str() {
-                "keep" => OnUnhealthy::Keep,
-                "destroy" => OnUnhealthy::Destroy,
-                other => {
-                    return Err(self.at(
-                        s.span(),
-                        &k("on_unhealthy"),
-                        format!("unknown value {other:?}: expected \"keep\" or \"destroy\""),
-                    ))
-                }
-            },
-        };
+        let on_unhealthy = g.on_unhealthy.unwrap_or(OnUnhealthy::Keep);
 
         let m = &g.metrics;
-        let address = match &m.address {
-            None => AddressKind::Private,
-            Some(s) => match s.get_ref().as_str() {
-                "private" | "private_ip_address" => AddressKind::Private,
-                "public" | "public_ip_address" => AddressKind::Public,
-                "ipv6" => AddressKind::Ipv6,
-                other => {
-                    return Err(self.at(
-                        s.span(),
-                        &k("metrics.address"),
-                        format!(
-                        "unknown address {other:?}: expected \"private\", \"public\" or \"ipv6\""
-                    ),
-                    ))
-                }
-            },
-        };
+        let address = m.address.map_or(AddressKind::Private, AddressKind::from);
         let port = match &m.port {
             Some(p) => self.count(p, &k("metrics.port"), 1, 65535)? as u16,
             None => 9110,
@@ -982,34 +952,9 @@ impl Cx<'_> {
                 ));
             }
             let pk = |key: &str| format!("group[{name}].policy[{pname}].{key}");
-            let scale = match p.scale.get_ref().as_str() {
-                "up" => Scale::Up,
-                "down" => Scale::Down,
-                other => {
-                    return Err(self.at(
-                        p.scale.span(),
-                        &pk("scale"),
-                        format!("unknown value {other:?}: expected \"up\" or \"down\""),
-                    ))
-                }
-            };
             let step = match &p.step {
                 Some(s) => self.count(s, &pk("step"), 1, 10_000)?,
                 None => 1,
-            };
-            let match_ = match &p.match_ {
-                None => Match::All,
-                Some(s) => match s.get_ref().as_str() {
-                    "all" => Match::All,
-                    "any" => Match::Any,
-                    other => {
-                        return Err(self.at(
-                            s.span(),
-                            &pk("match"),
-                            format!("unknown value {other:?}: expected \"all\" or \"any\""),
-                        ))
-                    }
-                },
             };
             if p.conditions.is_empty() {
                 return Err(self.at(
@@ -1033,16 +978,6 @@ impl Cx<'_> {
                 }
                 let ck =
                     |key: &str| format!("group[{name}].policy[{pname}].conditions[{cname}].{key}");
-                let op = Op::parse(c.op.get_ref()).ok_or_else(|| {
-                    self.at(
-                        c.op.span(),
-                        &ck("op"),
-                        format!(
-                            "unknown operator {:?}: expected one of < <= > >= == !=",
-                            c.op.get_ref()
-                        ),
-                    )
-                })?;
                 if !c.threshold.get_ref().is_finite() {
                     return Err(self.at(
                         c.threshold.span(),
@@ -1054,15 +989,15 @@ impl Cx<'_> {
                     name: cname.clone(),
                     expr: self.metric_expr(&c.expr, &ck("expr"), &metrics.extra_metrics)?,
                     function: self.function(&c.function, &ck("function"))?,
-                    op,
+                    op: c.op,
                     threshold: *c.threshold.get_ref(),
                 });
             }
             policies.push(Policy {
                 name: pname,
-                scale,
+                scale: p.scale,
                 step,
-                match_,
+                match_: p.match_.unwrap_or(Match::All),
                 conditions,
             });
         }
@@ -1113,17 +1048,6 @@ impl Cx<'_> {
         let mut hooks = Vec::new();
         for h in &g.hook {
             let h = h.get_ref();
-            let on = match h.on.get_ref().as_str() {
-                "before_create" => HookEvent::BeforeCreate,
-                "after_create" => HookEvent::AfterCreate,
-                "before_destroy" => HookEvent::BeforeDestroy,
-                "after_destroy" => HookEvent::AfterDestroy,
-                other => {
-                    return Err(self.at(h.on.span(), &k("hook.on"), format!(
-                        "unknown event {other:?}: expected before_create, after_create, before_destroy or after_destroy"
-                    )))
-                }
-            };
             if h.command.get_ref().is_empty() || h.command.get_ref()[0].trim().is_empty() {
                 return Err(self.at(
                     h.command.span(),
@@ -1132,7 +1056,7 @@ impl Cx<'_> {
                 ));
             }
             hooks.push(Hook {
-                on,
+                on: h.on,
                 command: {
                     self.named(
                         FileKind::HookProgram,
@@ -1657,5 +1581,54 @@ mod tests {
                 assert!(!code.contains(banned), "{name} uses {banned}");
             }
         }
+    }
+
+    /// The keys that take one of a few words are serde enums; a word they do not take gets
+    /// the message it had when they were matched by hand, at the word's place. A hook is
+    /// named by its index, as in the messages of its other keys.
+    #[test]
+    fn an_unknown_word_names_the_words_the_key_takes() {
+        const P: &str = "[[group.policy]]\nname = \"up\"\nscale = \"up\"\n";
+        const C: &str = "conditions = [ { name = \"c\", expr = \"node_load1\", function = \"mean\", op = \">\", threshold = 1 } ]\n";
+        const H: &str = "[[group.hook]]\non = \"after_create\"\ncommand = [\"/bin/true\"]\n";
+        let cases = [
+            (format!("{MIN}remove = \"random\"\n"), "6:10: `group[web].remove`: unknown value \"random\": expected \"newest\", \"oldest\" or \"least_loaded\""),
+            (format!("{MIN}on_unhealthy = 'explode'\n"), "6:16: `group[web].on_unhealthy`: unknown value \"explode\": expected \"keep\" or \"destroy\""),
+            (format!("{MIN}[group.metrics]\naddress = \"carrier-pigeon\"\n"), "7:11: `group[web].metrics.address`: unknown address \"carrier-pigeon\": expected \"private\", \"public\" or \"ipv6\""),
+            (format!("{MIN}{}{C}", P.replace("scale = \"up\"", "scale = \"Up\"")), "8:9: `group[web].policy[up].scale`: unknown value \"Up\": expected \"up\" or \"down\""),
+            (format!("{MIN}{P}match = \"some\"\n{C}"), "9:9: `group[web].policy[up].match`: unknown value \"some\": expected \"all\" or \"any\""),
+            (format!("{MIN}{P}{}", C.replace("\">\"", "\"=>\"")), "9:75: `group[web].policy[up].conditions[c].op`: unknown operator \"=>\": expected one of < <= > >= == !="),
+            (format!("{MIN}{H}{}", H.replace("after_create", "after_lunch")), "10:6: `group[web].hook[1].on`: unknown event \"after_lunch\": expected before_create, after_create, before_destroy or after_destroy"),
+            (format!("{MIN}remove = 1\n"), "6:10: `group[web].remove`: expected one of \"newest\", \"oldest\" or \"least_loaded\", got 1"),
+        ];
+        for (text, want) in &cases {
+            let shown = p(text).expect_err(text).to_string();
+            assert_eq!(shown, format!("/etc/doscale/t.toml:{want}"), "{text}");
+        }
+        // The aliases of the address still serve.
+        for (word, kind) in [
+            ("private_ip_address", AddressKind::Private),
+            ("public_ip_address", AddressKind::Public),
+            ("ipv6", AddressKind::Ipv6),
+        ] {
+            let c = p(&format!("{MIN}[group.metrics]\naddress = \"{word}\"\n")).unwrap();
+            assert_eq!(c.groups[0].metrics.address, kind);
+        }
+        let c = p(&format!(
+            "{MIN}remove = \"least_loaded\"\non_unhealthy = \"destroy\"\n{P}match = \"any\"\n{}{H}",
+            C.replace("\">\"", "\"<=\"")
+        ))
+        .unwrap();
+        let g = &c.groups[0];
+        assert_eq!(
+            (g.remove, g.on_unhealthy),
+            (Remove::LeastLoaded, OnUnhealthy::Destroy)
+        );
+        let pol = &g.policies[0];
+        assert_eq!(
+            (pol.scale, pol.match_, pol.conditions[0].op),
+            (Scale::Up, Match::Any, Op::Le)
+        );
+        assert_eq!(g.hooks[0].on, HookEvent::AfterCreate);
     }
 }

@@ -104,6 +104,24 @@ pub(super) fn expected(schema: &str) -> Option<&'static str> {
     })
 }
 
+/// For a key that takes one of a few words: what a word is called and the words, for
+/// "unknown value \"random\": expected \"newest\", \"oldest\" or \"least_loaded\"".
+fn words(schema: &str) -> Option<(&'static str, &'static str)> {
+    Some(match schema {
+        "group.remove" => ("value", "\"newest\", \"oldest\" or \"least_loaded\""),
+        "group.on_unhealthy" => ("value", "\"keep\" or \"destroy\""),
+        "group.metrics.address" => ("address", "\"private\", \"public\" or \"ipv6\""),
+        "group.policy.scale" => ("value", "\"up\" or \"down\""),
+        "group.policy.match" => ("value", "\"all\" or \"any\""),
+        "group.policy.conditions.op" => ("operator", "one of < <= > >= == !="),
+        "group.hook.on" => (
+            "event",
+            "before_create, after_create, before_destroy or after_destroy",
+        ),
+        _ => return None,
+    })
+}
+
 /// serde's name of an expected kind of value, in plain words (for keys the table lacks).
 fn plain_kind(serde_expected: &str) -> String {
     let e = serde_expected.trim();
@@ -207,9 +225,12 @@ pub(super) fn translate(
     let doc: Option<toml::Table> = text.parse().ok();
     let (key, schema) = key_of(e.path(), doc.as_ref());
 
+    // toml's words for a value of the wrong type where a word of an enum belongs.
+    let enum_type = (msg == "wanted string or table").then_some("");
     if let Some(rest) = msg
         .strip_prefix("invalid type: ")
         .or_else(|| msg.strip_prefix("invalid value: "))
+        .or(enum_type)
     {
         let serde_expected = rest
             .rsplit_once(", expected ")
@@ -232,6 +253,16 @@ pub(super) fn translate(
             ""
         };
         return at(span, &key, format!("expected {want}{got}{hint}"));
+    }
+    if let Some(rest) = msg.strip_prefix("unknown variant `") {
+        // A word the key does not take (the enums of the configuration derive Deserialize).
+        let (got, serde_words) = rest.rsplit_once("`, expected ").unwrap_or((rest, ""));
+        let (noun, words) = words(&schema).unwrap_or(("value", serde_words));
+        return at(
+            span,
+            &key,
+            format!("unknown {noun} {got:?}: expected {words}"),
+        );
     }
     if let Some(rest) = msg.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or_default();
