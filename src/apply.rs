@@ -247,7 +247,7 @@ fn destroy_allowed(group: &Group, listing: &[Droplet], id: u64) -> std::result::
             ));
         }
     }
-    if d.status != "active" && d.status != "new" {
+    if !crate::plan::is_live_status(&d.status) {
         return Err(format!("droplet {id} is {}: not destroyed", d.status));
     }
     Ok(())

@@ -26,3 +26,4 @@ pub mod series;
 pub mod sim;
 pub mod state;
 pub mod textfile;
+pub mod units;

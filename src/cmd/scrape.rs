@@ -128,7 +128,7 @@ pub fn load_of(
         let mut n = 0;
         for (k, v) in &now {
             if let Some(b) = before.get(k) {
-                let inc = if v >= b { v - b } else { *v };
+                let inc = crate::expr::counter_increase(*b, *v);
                 busy += 1.0 - (inc / dt).min(1.0);
                 n += 1;
             }

@@ -12,9 +12,15 @@ use chrono::{DateTime, Utc};
 use crate::config::Scale;
 use crate::state::{HistoryEntry, ScrapedDroplet};
 
-/// A droplet that counts toward the group's size (DESIGN.md §3.1): `new` or `active`.
+/// A droplet that counts toward the group's size (docs/design.md §3.1): `new` or `active`.
 pub fn is_live(d: &ScrapedDroplet) -> bool {
-    d.status == "new" || d.status == "active"
+    is_live_status(&d.status)
+}
+
+/// The one rule behind [`is_live`], for a droplet status as the API gives it: `new` or
+/// `active` counts toward the size (and may be destroyed); `off` and `archive` do not.
+pub fn is_live_status(status: &str) -> bool {
+    status == "new" || status == "active"
 }
 
 /// The members now: those of the scrape, and the changes apply made after it.
