@@ -25,10 +25,9 @@ use serde_json::json;
 use crate::config::{Consistency, Group, HealthCheck, Hook, HookEvent, OnUnhealthy, Scale};
 use crate::do_api::model::{CreateRequest, Droplet};
 use crate::do_api::{ApiError, Deleted, DoApi};
+use crate::model::{HistoryDroplet, HistoryEntry, PendingKind, PendingOp, Unseen};
 use crate::plan::GroupPlan;
-use crate::state::{
-    GroupState, HistoryDroplet, HistoryEntry, PendingKind, PendingOp, State, Store, Unseen,
-};
+use crate::state::{GroupState, State, Store};
 
 /// At most this many names per `POST /v2/droplets`.
 pub const CREATE_BATCH: usize = 10;
@@ -588,7 +587,7 @@ pub fn health_check(addr: Option<&str>, hc: &HealthCheck) -> std::result::Result
         return Err("no address to check".into());
     };
     let ip: IpAddr = addr.parse().map_err(|_| format!("bad address {addr}"))?;
-    if let Some(why) = crate::scrape::forbidden(ip) {
+    if let Some(why) = crate::net::forbidden(ip) {
         return Err(format!("address {ip} is {why}"));
     }
     let mut last = String::new();
@@ -1094,7 +1093,7 @@ impl HookVars {
             id: d.id.to_string(),
             name: d.name.clone(),
             private_ip: d
-                .address(crate::do_api::model::AddressKind::Private)
+                .address(crate::model::AddressKind::Private)
                 .unwrap_or_default(),
         }
     }

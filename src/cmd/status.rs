@@ -117,7 +117,7 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
 /// The last ten scale actions, newest first: when, direction, droplets, outcome and reason;
 /// `-o wide` adds the time itself, how long the action took and the droplets' ids.
 pub fn history_table(
-    history: &[crate::state::HistoryEntry],
+    history: &[crate::model::HistoryEntry],
     now: chrono::DateTime<Utc>,
     style: &output::Style,
 ) -> String {

@@ -9,8 +9,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Scale;
-use crate::state::{HistoryEntry, ScrapedDroplet};
+use crate::model::{HistoryEntry, Scale, ScrapedDroplet};
 
 /// A droplet that counts toward the group's size (DESIGN.md §3.1): `new` or `active`.
 pub fn is_live(d: &ScrapedDroplet) -> bool {
