@@ -1499,4 +1499,37 @@ mod tests {
         }
         assert_eq!(g.scrapes.list.len(), 2);
     }
+
+    /// A state file written by doscale before the outcomes were enums reads, and is written
+    /// back byte for byte (`doscale` writes compact JSON in field order).
+    #[test]
+    fn a_state_file_of_the_previous_release_reads_and_writes_back_the_same() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/state/written-by-0.1.0-7287d21.json"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let state = parse(&bytes).unwrap();
+        let web = &state.groups["web"];
+        let outcomes: Vec<_> = web.history.iter().map(|e| &e.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [
+                &crate::model::ActionOutcome::Done,
+                &crate::model::ActionOutcome::Done,
+                &crate::model::ActionOutcome::Pending
+            ]
+        );
+        assert_eq!(
+            web.history[0].droplets[0].outcome,
+            Some(crate::model::DropletOutcome::Healthy)
+        );
+        assert_eq!(
+            web.history[1].droplets[0].outcome,
+            Some(crate::model::DropletOutcome::Destroyed)
+        );
+        assert_eq!(web.history[2].droplets[0].outcome, None);
+        assert_eq!(web.pending[0].stage, crate::model::Stage::Intent);
+        assert_eq!(serde_json::to_vec(&state).unwrap(), bytes);
+    }
 }

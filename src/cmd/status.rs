@@ -96,7 +96,7 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
                     p.kind,
                     sanitize(&p.name),
                     p.id.map(|i| format!(" ({i})")).unwrap_or_default(),
-                    sanitize(&p.stage),
+                    sanitize(&p.stage.to_string()),
                     output::age(now - p.since)
                 )
                 .to_lowercase(),
@@ -155,7 +155,7 @@ pub fn history_table(
                 .collect::<Vec<_>>()
                 .join(", "),
         );
-        row.push(sanitize(&e.outcome));
+        row.push(sanitize(&e.outcome.to_string()));
         if style.wide {
             row.push(
                 e.finished_at

@@ -6,6 +6,8 @@
 
 pub mod series;
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -67,8 +69,7 @@ pub struct HistoryEntry {
     /// Names (create) or ids with names (destroy) of the droplets concerned.
     pub droplets: Vec<HistoryDroplet>,
     pub reason: String,
-    /// `pending`, `done`, `partial`, `failed: …`, `cancelled: …`.
-    pub outcome: String,
+    pub outcome: ActionOutcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
 }
@@ -79,7 +80,8 @@ pub struct HistoryDroplet {
     pub id: Option<u64>,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
+    /// `None` while on its way.
+    pub outcome: Option<DropletOutcome>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,8 +99,8 @@ pub struct PendingOp {
     pub id: Option<u64>,
     /// When the intent was recorded.
     pub since: DateTime<Utc>,
-    /// Where it stands: `intent`, `requested`, `active`, `healthy`, `unhealthy`, …
-    pub stage: String,
+    /// Where it stands.
+    pub stage: Stage,
     /// A create whose droplet the API did not list (yet): the listings that missed it in a
     /// row. Such a create's outcome is unknown until its name is listed, or until enough
     /// listings over the API's consistency window missed it (`[api] consistency_window`).
@@ -154,3 +156,152 @@ pub struct ManualSize {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
 }
+
+/// Enums kept in the state file as the text they display as: fixed words, words with a
+/// reason after them (`unhealthy: port 80: refused`), and any other text as it was read (a
+/// file edited by hand, or written by a later doscale), so that every file reads and writes
+/// back byte for byte.
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            words { $( $(#[$wmeta:meta])* $word:ident = $text:literal, )* }
+            reasons { $( $(#[$rmeta:meta])* $reason:ident = $prefix:literal, )* }
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum $name {
+            $( $(#[$wmeta])* $word, )*
+            $( $(#[$rmeta])* $reason(String), )*
+            /// A text this doscale does not write, kept as it was read.
+            Other(String),
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                match s {
+                    $( $text => return $name::$word, )*
+                    _ => {}
+                }
+                $(
+                    if let Some(why) = s.strip_prefix($prefix) {
+                        return $name::$reason(why.to_string());
+                    }
+                )*
+                $name::Other(s.to_string())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $( $name::$word => f.write_str($text), )*
+                    $( $name::$reason(why) => write!(f, "{}{why}", $prefix), )*
+                    $name::Other(s) => f.write_str(s),
+                }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                ser.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a string")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<$name, E> {
+                        Ok($name::from(s))
+                    }
+                }
+                de.deserialize_str(V)
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// What became of a scale action as a whole (`HistoryEntry::outcome`).
+    pub enum ActionOutcome {
+        words {
+        /// Recorded before its requests; some droplet has no outcome yet.
+        Pending = "pending",
+        /// Every droplet turned healthy, or is gone.
+        Done = "done",
+        /// Some droplets did, some did not.
+        Partial = "partial",
+        /// None did.
+        Failed = "failed",
+        }
+        reasons {
+        /// A hook refused it before any request.
+        Cancelled = "cancelled: ",
+        }
+    }
+}
+
+text_enum! {
+    /// What became of one droplet of a scale action (`HistoryDroplet::outcome`; `None` while
+    /// on its way).
+    pub enum DropletOutcome {
+        words {
+        /// Created, active, and passed the health check.
+        Healthy = "healthy",
+        /// Destroyed.
+        Destroyed = "destroyed",
+        /// Its destroy found it gone already (404).
+        AlreadyGone = "already gone",
+        }
+        reasons {
+        /// Created but failed the health check; why.
+        Unhealthy = "unhealthy: ",
+        /// Its create failed: refused, never active, disappeared.
+        Failed = "failed: ",
+        /// Its create was never listed over the consistency window: given up.
+        NotCreated = "not created: ",
+        /// Its pending destroy was not sent again (protected, left the group since).
+        NotDestroyed = "not destroyed: ",
+        /// A hook refused it before any request.
+        Cancelled = "cancelled: ",
+        }
+    }
+}
+
+impl DropletOutcome {
+    /// It was done: healthy, destroyed, or gone already.
+    pub fn succeeded(&self) -> bool {
+        matches!(
+            self,
+            DropletOutcome::Healthy | DropletOutcome::Destroyed | DropletOutcome::AlreadyGone
+        )
+    }
+}
+
+text_enum! {
+    /// Where a pending operation stands (`PendingOp::stage`).
+    pub enum Stage {
+        words {
+        /// Recorded, the request not (known to be) sent.
+        Intent = "intent",
+        /// Sent (a create: its droplet is listed, not yet active).
+        Requested = "requested",
+        /// A create whose request failed and whose droplet was not found: outcome unknown.
+        Unknown = "unknown",
+        /// A created droplet turned active, not yet health-checked.
+        Active = "active",
+        /// A created droplet passed its health check, not yet in a scrape.
+        Healthy = "healthy",
+        }
+        reasons {}
+    }
+}
+
+#[cfg(test)]
+mod tests;
