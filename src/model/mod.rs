@@ -231,18 +231,18 @@ text_enum! {
     /// What became of a scale action as a whole (`HistoryEntry::outcome`).
     pub enum ActionOutcome {
         words {
-        /// Recorded before its requests; some droplet has no outcome yet.
-        Pending = "pending",
-        /// Every droplet turned healthy, or is gone.
-        Done = "done",
-        /// Some droplets did, some did not.
-        Partial = "partial",
-        /// None did.
-        Failed = "failed",
+            /// Recorded before its requests; some droplet has no outcome yet.
+            Pending = "pending",
+            /// Every droplet turned healthy, or is gone.
+            Done = "done",
+            /// Some droplets did, some did not.
+            Partial = "partial",
+            /// None did.
+            Failed = "failed",
         }
         reasons {
-        /// A hook refused it before any request.
-        Cancelled = "cancelled: ",
+            /// A hook refused it before any request.
+            Cancelled = "cancelled: ",
         }
     }
 }
@@ -252,24 +252,24 @@ text_enum! {
     /// on its way).
     pub enum DropletOutcome {
         words {
-        /// Created, active, and passed the health check.
-        Healthy = "healthy",
-        /// Destroyed.
-        Destroyed = "destroyed",
-        /// Its destroy found it gone already (404).
-        AlreadyGone = "already gone",
+            /// Created, active, and passed the health check.
+            Healthy = "healthy",
+            /// Destroyed.
+            Destroyed = "destroyed",
+            /// Its destroy found it gone already (404).
+            AlreadyGone = "already gone",
         }
         reasons {
-        /// Created but failed the health check; why.
-        Unhealthy = "unhealthy: ",
-        /// Its create failed: refused, never active, disappeared.
-        Failed = "failed: ",
-        /// Its create was never listed over the consistency window: given up.
-        NotCreated = "not created: ",
-        /// Its pending destroy was not sent again (protected, left the group since).
-        NotDestroyed = "not destroyed: ",
-        /// A hook refused it before any request.
-        Cancelled = "cancelled: ",
+            /// Created but failed the health check; why.
+            Unhealthy = "unhealthy: ",
+            /// Its create failed: refused, never active, disappeared.
+            Failed = "failed: ",
+            /// Its create was never listed over the consistency window: given up.
+            NotCreated = "not created: ",
+            /// Its pending destroy was not sent again (protected, left the group since).
+            NotDestroyed = "not destroyed: ",
+            /// A hook refused it before any request.
+            Cancelled = "cancelled: ",
         }
     }
 }
@@ -288,16 +288,16 @@ text_enum! {
     /// Where a pending operation stands (`PendingOp::stage`).
     pub enum Stage {
         words {
-        /// Recorded, the request not (known to be) sent.
-        Intent = "intent",
-        /// Sent (a create: its droplet is listed, not yet active).
-        Requested = "requested",
-        /// A create whose request failed and whose droplet was not found: outcome unknown.
-        Unknown = "unknown",
-        /// A created droplet turned active, not yet health-checked.
-        Active = "active",
-        /// A created droplet passed its health check, not yet in a scrape.
-        Healthy = "healthy",
+            /// Recorded, the request not (known to be) sent.
+            Intent = "intent",
+            /// Sent (a create: its droplet is listed, not yet active).
+            Requested = "requested",
+            /// A create whose request failed and whose droplet was not found: outcome unknown.
+            Unknown = "unknown",
+            /// A created droplet turned active, not yet health-checked.
+            Active = "active",
+            /// A created droplet passed its health check, not yet in a scrape.
+            Healthy = "healthy",
         }
         reasons {}
     }
