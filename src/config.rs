@@ -10,9 +10,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::do_api::model::AddressKind;
 use crate::error::ConfigError;
 use crate::expr::Expr;
+use crate::model::AddressKind;
+use crate::net::check_api_url;
 use crate::secret::Secret;
 
 mod keys;
@@ -310,12 +311,7 @@ pub struct HealthCheck {
     pub max_tries: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scale {
-    Up,
-    Down,
-}
+pub use crate::model::Scale;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -621,33 +617,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         warnings: cx.warnings.take(),
         files: cx.files.take(),
     })
-}
-
-/// `https://` anywhere, `http://` only to loopback (the simulator, a local mock).
-pub fn check_api_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| format!("not a URL ({e}): expected e.g. \"https://api.digitalocean.com\""))?;
-    match parsed.scheme() {
-        "https" => Ok(()),
-        "http" => {
-            let loopback = match parsed.host() {
-                Some(url_host::Domain(d)) => d == "localhost",
-                Some(url_host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url_host::Ipv6(ip)) => ip.is_loopback(),
-                None => false,
-            };
-            if loopback {
-                Ok(())
-            } else {
-                Err("plain http:// is only allowed to a loopback address (the token would travel in clear): use https://".into())
-            }
-        }
-        other => Err(format!("unsupported scheme {other:?}: use https://")),
-    }
-}
-
-mod url_host {
-    pub use url::Host::{Domain, Ipv4, Ipv6};
 }
 
 struct Cx<'a> {

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Function, Group, Match, Scale};
+use crate::config::{Function, Group, Match};
 use crate::expr::{Expr, NoData, Sample};
-use crate::state::{Scrape, ScrapedDroplet};
+use crate::model::{Scale, Scrape, ScrapedDroplet};
 use crate::units::num;
 
 /// Droplet id → a condition's value for it.

@@ -11,8 +11,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use crate::do_api::DoApi;
+use crate::model::{Scrape, ScrapedDroplet};
 use crate::output::{self, sanitize};
-use crate::state::{Scrape, ScrapedDroplet, State};
+use crate::state::State;
 
 pub fn run(ctx: &super::Ctx, args: &crate::cli::ScrapeArgs) -> Result<()> {
     let store = ctx.store()?;

@@ -112,7 +112,7 @@ pub fn report(
                     p.kind,
                     sanitize(&p.name),
                     p.id.map(|i| format!(" ({i})")).unwrap_or_default(),
-                    sanitize(&p.stage),
+                    sanitize(&p.stage.to_string()),
                     output::age(now - p.since)
                 )
                 .to_lowercase(),
@@ -128,7 +128,7 @@ pub fn report(
 /// The last ten scale actions, newest first: when, direction, droplets, outcome and reason;
 /// `-o wide` adds the time itself, how long the action took and the droplets' ids.
 pub fn history_table(
-    history: &[crate::state::HistoryEntry],
+    history: &[crate::model::HistoryEntry],
     now: chrono::DateTime<Utc>,
     style: &output::Style,
 ) -> String {
@@ -166,7 +166,7 @@ pub fn history_table(
                 .collect::<Vec<_>>()
                 .join(", "),
         );
-        row.push(sanitize(&e.outcome));
+        row.push(sanitize(&e.outcome.to_string()));
         if style.wide {
             row.push(
                 e.finished_at

@@ -5,9 +5,10 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
+use crate::model::{HistoryDroplet, HistoryEntry, Scrape, ScrapedDroplet};
 use crate::output::check::tables_are_aligned;
 use crate::output::Style;
-use crate::state::{HistoryDroplet, HistoryEntry, Scrape, ScrapedDroplet, State};
+use crate::state::State;
 
 const CONFIG: &str = r#"
 [api]

@@ -67,11 +67,11 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Group, Scale};
-use crate::policy::{Coverage, GroupEvaluation, PolicyEvaluation};
-use crate::state::{
-    HistoryEntry, ManualSize, Paused, PendingKind, PendingOp, Recommendation, ScrapedDroplet,
+use crate::config::Group;
+use crate::model::{
+    HistoryEntry, ManualSize, Paused, PendingKind, PendingOp, Recommendation, Scale, ScrapedDroplet,
 };
+use crate::policy::{Coverage, GroupEvaluation, PolicyEvaluation};
 
 pub use members::{is_live, is_live_status, Members};
 

@@ -23,7 +23,7 @@ fn by(who: Option<&str>) -> String {
 }
 
 /// The reason of a plan that carries out `doscale set`.
-pub(super) fn manual(m: &crate::state::ManualSize, current: u32) -> String {
+pub(super) fn manual(m: &crate::model::ManualSize, current: u32) -> String {
     format!(
         "set: desired {} by `doscale set` at {}{} (current {current}): replaces the policies' recommendation for this change, not held by cooldowns, min_reporting, stabilization or step limits",
         m.desired,
@@ -33,7 +33,7 @@ pub(super) fn manual(m: &crate::state::ManualSize, current: u32) -> String {
 }
 
 /// The reason of a paused group's plan.
-pub(super) fn paused(p: &crate::state::Paused, group: &str, current: u32, want: u32) -> String {
+pub(super) fn paused(p: &crate::model::Paused, group: &str, current: u32, want: u32) -> String {
     format!(
         "paused: since {}{}, `doscale resume {group}` to resume: nothing is changed{}",
         when(p.since),
