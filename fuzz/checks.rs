@@ -90,6 +90,7 @@ pub fn state(data: &[u8]) {
 pub fn api(data: &[u8]) {
     use doscale::do_api::model::*;
     use doscale::do_api::{pages::Pager, rate_limit_wait_at, ApiError, MAX_WAIT};
+    use doscale::model::AddressKind;
     let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
     let pieces: Vec<&[u8]> = data.split(|b| *b == 0).take(8).collect();
     for (i, p) in pieces.iter().enumerate() {

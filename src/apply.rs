@@ -25,10 +25,12 @@ use serde_json::json;
 use crate::config::{Consistency, Group, HealthCheck, Hook, HookEvent, OnUnhealthy, Scale};
 use crate::do_api::model::{CreateRequest, Droplet};
 use crate::do_api::{ApiError, Deleted, DoApi};
-use crate::plan::GroupPlan;
-use crate::state::{
-    GroupState, HistoryDroplet, HistoryEntry, PendingKind, PendingOp, State, Store, Unseen,
+use crate::model::{
+    ActionOutcome, DropletOutcome, HistoryDroplet, HistoryEntry, PendingKind, PendingOp, Stage,
+    Unseen,
 };
+use crate::plan::GroupPlan;
+use crate::state::{GroupState, State, Store};
 
 /// At most this many names per `POST /v2/droplets`.
 pub const CREATE_BATCH: usize = 10;
@@ -169,7 +171,7 @@ fn missed(gs: &mut GroupState, name: &str, now: chrono::DateTime<Utc>, c: Consis
     else {
         return false;
     };
-    p.stage = "unknown".into();
+    p.stage = Stage::Unknown;
     let u = p.unseen.get_or_insert(Unseen {
         listings: 0,
         first: now,
@@ -247,7 +249,7 @@ fn destroy_allowed(group: &Group, listing: &[Droplet], id: u64) -> std::result::
             ));
         }
     }
-    if d.status != "active" && d.status != "new" {
+    if !crate::plan::is_live_status(&d.status) {
         return Err(format!("droplet {id} is {}: not destroyed", d.status));
     }
     Ok(())
@@ -299,7 +301,7 @@ fn create(
             &plan.create,
             None,
             &reason_of(plan),
-            &format!("cancelled: {e}"),
+            &e.to_string(),
         );
         saver.save(state)?;
         rep.errors.push(msg);
@@ -322,7 +324,7 @@ fn create(
                 })
                 .collect(),
             reason: reason_of(plan),
-            outcome: "pending".into(),
+            outcome: ActionOutcome::Pending,
             finished_at: None,
         });
         for n in &plan.create {
@@ -331,7 +333,7 @@ fn create(
                 name: n.clone(),
                 id: None,
                 since: now,
-                stage: "intent".into(),
+                stage: Stage::Intent,
                 unseen: None,
             });
         }
@@ -351,7 +353,7 @@ fn create(
             Ok(resp) => {
                 let gs = state.group_mut(&group.name);
                 for d in &resp.droplets {
-                    set_pending(gs, &d.name, Some(d.id), "requested");
+                    set_pending(gs, &d.name, Some(d.id), Stage::Requested);
                     set_history_id(gs, &d.name, d.id);
                 }
             }
@@ -378,13 +380,13 @@ fn create(
                 for n in &req.names {
                     match found.as_ref().and_then(|f| f.iter().find(|d| &d.name == n)) {
                         Some(d) => {
-                            set_pending(gs, n, Some(d.id), "requested");
+                            set_pending(gs, n, Some(d.id), Stage::Requested);
                             set_history_id(gs, n, d.id);
                         }
                         None if refused => {
                             gs.pending
                                 .retain(|p| !(p.kind == PendingKind::Create && &p.name == n));
-                            set_history_outcome(gs, n, &format!("failed: {e}"));
+                            set_history_outcome(gs, n, DropletOutcome::Failed(e.to_string()));
                         }
                         None => {
                             // It may exist and not be listed yet, or the listing failed: the
@@ -392,7 +394,7 @@ fn create(
                             if found.is_some() {
                                 missed(gs, n, listed_at, consistency);
                             } else {
-                                set_pending(gs, n, None, "unknown");
+                                set_pending(gs, n, None, Stage::Unknown);
                             }
                             unknown.push(n.clone());
                         }
@@ -429,7 +431,7 @@ fn finish_creates(
         .group_mut(&group.name)
         .pending
         .iter()
-        .filter(|p| p.kind == PendingKind::Create && p.stage != "healthy")
+        .filter(|p| p.kind == PendingKind::Create && p.stage != Stage::Healthy)
         .filter_map(|p| p.id)
         .collect();
     if waiting.is_empty() {
@@ -502,7 +504,9 @@ fn finish_creates(
             set_history_outcome(
                 gs,
                 &name,
-                "failed: the droplet disappeared before turning active (create action errored?)",
+                DropletOutcome::Failed(
+                    "the droplet disappeared before turning active (create action errored?)".into(),
+                ),
             );
             rep.errors.push(format!("droplet {name} ({id}) disappeared before turning active: its create action probably errored"));
         }
@@ -517,7 +521,7 @@ fn finish_creates(
         }
         for id in active.keys() {
             let name = pending_name(gs, *id);
-            set_pending(gs, &name, Some(*id), "active");
+            set_pending(gs, &name, Some(*id), Stage::Active);
         }
     }
     saver.save(state)?;
@@ -544,9 +548,9 @@ fn finish_creates(
                 if listed.contains(&id) {
                     gs.pending.retain(|p| p.id != Some(id));
                 } else {
-                    set_pending(gs, &name, Some(id), "healthy");
+                    set_pending(gs, &name, Some(id), Stage::Healthy);
                 }
-                set_history_outcome(gs, &name, "healthy");
+                set_history_outcome(gs, &name, DropletOutcome::Healthy);
                 rep.created.push(id);
                 saver.save(state)?;
                 let d = &active[&id];
@@ -562,7 +566,7 @@ fn finish_creates(
                     .push(format!("droplet {name} ({id}) is unhealthy: {why}"));
                 let gs = state.group_mut(&group.name);
                 gs.pending.retain(|p| p.id != Some(id));
-                set_history_outcome(gs, &name, &format!("unhealthy: {why}"));
+                set_history_outcome(gs, &name, DropletOutcome::Unhealthy(why));
                 saver.save(state)?;
                 if group.on_unhealthy == OnUnhealthy::Destroy {
                     destroy_one(
@@ -588,7 +592,7 @@ pub fn health_check(addr: Option<&str>, hc: &HealthCheck) -> std::result::Result
         return Err("no address to check".into());
     };
     let ip: IpAddr = addr.parse().map_err(|_| format!("bad address {addr}"))?;
-    if let Some(why) = crate::scrape::forbidden(ip) {
+    if let Some(why) = crate::net::forbidden(ip) {
         return Err(format!("address {ip} is {why}"));
     }
     let mut last = String::new();
@@ -636,7 +640,7 @@ fn destroy_one(
                 outcome: None,
             }],
             reason: reason.into(),
-            outcome: "pending".into(),
+            outcome: ActionOutcome::Pending,
             finished_at: None,
         });
         gs.pending.push(PendingOp {
@@ -644,7 +648,7 @@ fn destroy_one(
             name: name.into(),
             id: Some(id),
             since: now,
-            stage: "intent".into(),
+            stage: Stage::Intent,
             unseen: None,
         });
     }
@@ -679,9 +683,9 @@ fn send_destroy(
                 gs,
                 id,
                 if d == Deleted::AlreadyGone {
-                    "already gone"
+                    DropletOutcome::AlreadyGone
                 } else {
-                    "destroyed"
+                    DropletOutcome::Destroyed
                 },
             );
             rep.destroyed.push(id);
@@ -692,7 +696,7 @@ fn send_destroy(
                 .iter_mut()
                 .filter(|p| p.kind == PendingKind::Destroy && p.id == Some(id))
             {
-                p.stage = "requested".into();
+                p.stage = Stage::Requested;
             }
             rep.errors.push(format!("destroying {name} ({id}): {e}"));
         }
@@ -727,10 +731,10 @@ fn destroy(
                 droplets: vec![HistoryDroplet {
                     id: Some(d.id),
                     name: d.name.clone(),
-                    outcome: Some(format!("cancelled: {e}")),
+                    outcome: Some(DropletOutcome::Cancelled(e.to_string())),
                 }],
                 reason: reason_of(plan),
-                outcome: format!("cancelled: {e}"),
+                outcome: ActionOutcome::Cancelled(e.to_string()),
                 finished_at: Some(Utc::now()),
             });
             saver.save(state)?;
@@ -788,7 +792,7 @@ fn reconcile(
                     let looked_up;
                     let listed = p.id.is_some_and(|id| by_id.contains_key(&id))
                         || (p.id.is_none() && by_name.contains_key(p.name.as_str()));
-                    if p.stage == "healthy" {
+                    if p.stage == Stage::Healthy {
                         // Healthy already, waiting only to be listed.
                         if listed {
                             gs.pending
@@ -838,14 +842,18 @@ fn reconcile(
                                 &p.name,
                                 Some(d.id),
                                 if d.status == "active" {
-                                    "active"
+                                    Stage::Active
                                 } else {
-                                    "requested"
+                                    Stage::Requested
                                 },
                             );
                             if age > PENDING_GIVE_UP && d.status != "active" {
                                 gs.pending.retain(|x| x.name != p.name);
-                                set_history_outcome(gs, &p.name, "failed: never became active");
+                                set_history_outcome(
+                                    gs,
+                                    &p.name,
+                                    DropletOutcome::Failed("never became active".into()),
+                                );
                                 rep.errors.push(format!(
                                     "droplet {} ({}) never became active in {}",
                                     d.name,
@@ -862,7 +870,11 @@ fn reconcile(
                             // create action errored, or it was destroyed by hand).
                             gs.pending
                                 .retain(|x| !(x.kind == PendingKind::Create && x.name == p.name));
-                            set_history_outcome(gs, &p.name, "failed: the droplet disappeared");
+                            set_history_outcome(
+                                gs,
+                                &p.name,
+                                DropletOutcome::Failed("the droplet disappeared".into()),
+                            );
                         }
                         None => {
                             // Not listed by name: the request may never have been sent (killed
@@ -876,11 +888,11 @@ fn reconcile(
                                 set_history_outcome(
                                     gs,
                                     &p.name,
-                                    &format!(
-                                        "not created: not listed in {} listings over {} (the run was interrupted before the request, or it failed)",
+                                    DropletOutcome::NotCreated(format!(
+                                        "not listed in {} listings over {} (the run was interrupted before the request, or it failed)",
                                         consistency.listings,
                                         humantime::format_duration(consistency.window)
-                                    ),
+                                    )),
                                 );
                             } else {
                                 tracing::warn!(
@@ -901,7 +913,7 @@ fn reconcile(
                         } else {
                             gs.pending
                                 .retain(|x| !(x.kind == PendingKind::Destroy && x.id == Some(id)));
-                            set_history_outcome_id(gs, id, "destroyed");
+                            set_history_outcome_id(gs, id, DropletOutcome::Destroyed);
                         }
                     }
                 }
@@ -918,7 +930,7 @@ fn reconcile(
                 let gs = state.group_mut(&group.name);
                 gs.pending
                     .retain(|x| !(x.kind == PendingKind::Destroy && x.id == Some(id)));
-                set_history_outcome_id(gs, id, &format!("not destroyed: {why}"));
+                set_history_outcome_id(gs, id, DropletOutcome::NotDestroyed(why.clone()));
                 rep.errors.push(why);
                 saver.save(state)?;
             }
@@ -949,7 +961,7 @@ fn pending_name(gs: &GroupState, id: u64) -> String {
         .unwrap_or_else(|| id.to_string())
 }
 
-fn set_pending(gs: &mut GroupState, name: &str, id: Option<u64>, stage: &str) {
+fn set_pending(gs: &mut GroupState, name: &str, id: Option<u64>, stage: Stage) {
     for p in gs
         .pending
         .iter_mut()
@@ -959,7 +971,7 @@ fn set_pending(gs: &mut GroupState, name: &str, id: Option<u64>, stage: &str) {
             p.id = id;
             p.unseen = None;
         }
-        p.stage = stage.into();
+        p.stage = stage.clone();
     }
 }
 
@@ -977,28 +989,28 @@ fn set_history_id(gs: &mut GroupState, name: &str, id: u64) {
     }
 }
 
-fn set_history_outcome(gs: &mut GroupState, name: &str, outcome: &str) {
+fn set_history_outcome(gs: &mut GroupState, name: &str, outcome: DropletOutcome) {
     for e in gs.history.iter_mut().rev() {
         if let Some(d) = e
             .droplets
             .iter_mut()
             .find(|d| d.name == name && d.outcome.is_none())
         {
-            d.outcome = Some(outcome.into());
+            d.outcome = Some(outcome);
             finish_entry(e);
             return;
         }
     }
 }
 
-fn set_history_outcome_id(gs: &mut GroupState, id: u64, outcome: &str) {
+fn set_history_outcome_id(gs: &mut GroupState, id: u64, outcome: DropletOutcome) {
     for e in gs.history.iter_mut().rev() {
         if let Some(d) = e
             .droplets
             .iter_mut()
             .find(|d| d.id == Some(id) && d.outcome.is_none())
         {
-            d.outcome = Some(outcome.into());
+            d.outcome = Some(outcome);
             finish_entry(e);
             return;
         }
@@ -1010,18 +1022,17 @@ fn finish_entry(e: &mut HistoryEntry) {
     if e.droplets.iter().any(|d| d.outcome.is_none()) {
         return;
     }
-    let good = |o: &str| o == "healthy" || o == "destroyed" || o == "already gone";
     let n_good = e
         .droplets
         .iter()
-        .filter(|d| good(d.outcome.as_deref().unwrap_or("")))
+        .filter(|d| d.outcome.as_ref().is_some_and(DropletOutcome::succeeded))
         .count();
     e.outcome = if n_good == e.droplets.len() {
-        "done".into()
+        ActionOutcome::Done
     } else if n_good == 0 {
-        "failed".into()
+        ActionOutcome::Failed
     } else {
-        "partial".into()
+        ActionOutcome::Partial
     };
     e.finished_at = Some(Utc::now());
 }
@@ -1033,7 +1044,7 @@ fn record(
     names: &[String],
     id: Option<u64>,
     reason: &str,
-    outcome: &str,
+    cancelled: &str,
 ) {
     state.group_mut(&group.name).push_history(HistoryEntry {
         at: Utc::now(),
@@ -1043,11 +1054,11 @@ fn record(
             .map(|n| HistoryDroplet {
                 id,
                 name: n.clone(),
-                outcome: Some(outcome.into()),
+                outcome: Some(DropletOutcome::Cancelled(cancelled.into())),
             })
             .collect(),
         reason: reason.into(),
-        outcome: outcome.into(),
+        outcome: ActionOutcome::Cancelled(cancelled.into()),
         finished_at: Some(Utc::now()),
     });
 }
@@ -1094,7 +1105,7 @@ impl HookVars {
             id: d.id.to_string(),
             name: d.name.clone(),
             private_ip: d
-                .address(crate::do_api::model::AddressKind::Private)
+                .address(crate::model::AddressKind::Private)
                 .unwrap_or_default(),
         }
     }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::sim::SimArgs;
+
 /// Keeps groups of DigitalOcean droplets at the size their load needs.
 ///
 /// A group is every droplet with one tag. doscale scrapes each droplet's do-agent metrics,
@@ -208,36 +210,6 @@ pub struct DemoArgs {
     /// Seconds between the two scrapes of a round (rates need two scrapes).
     #[arg(long, default_value_t = 1.0)]
     pub interval: f64,
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct SimArgs {
-    /// Initial number of droplets.
-    #[arg(long, default_value_t = 3)]
-    pub droplets: u32,
-    /// Address of the API (port 0 picks a free one; the written config says which).
-    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
-    pub listen: String,
-    /// Port every droplet serves its metrics on (0 picks a free one).
-    #[arg(long, default_value_t = 0, value_name = "P")]
-    pub metrics_port: u16,
-    /// Delay of every metrics and API response, in milliseconds (the network).
-    #[arg(long, default_value_t = 0, value_name = "L")]
-    pub latency_ms: u64,
-    /// A created droplet turns active and serves metrics this long after its creation.
-    #[arg(long, default_value_t = 2000, value_name = "T")]
-    pub activate_ms: u64,
-    /// Seed for reproducible ids, addresses and load.
-    #[arg(long, default_value_t = 1, value_name = "S")]
-    pub seed: u64,
-    /// Tag of the simulated group.
-    #[arg(long, default_value = "web")]
-    pub tag: String,
-    /// Write a ready doscale config pointing at the simulator, with the example
-    /// configuration's policies and target (plus a token file and the state file location
-    /// beside it; the folder is created).
-    #[arg(long, value_name = "PATH")]
-    pub config_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::do_api::model::AddressKind;
 use crate::error::ConfigError;
 use crate::expr::Expr;
+use crate::model::AddressKind;
 
 mod keys;
 mod raw;
@@ -176,12 +176,7 @@ pub struct HealthCheck {
     pub max_tries: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scale {
-    Up,
-    Down,
-}
+pub use crate::model::Scale;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -352,32 +347,7 @@ pub fn parse(path: &Path, text: &str, env: &Env) -> Result<Config, ConfigError> 
     cx.config(path, &raw, env)
 }
 
-/// `https://` anywhere, `http://` only to loopback (the simulator, a local mock).
-pub fn check_api_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| format!("not a URL ({e}): expected e.g. \"https://api.digitalocean.com\""))?;
-    match parsed.scheme() {
-        "https" => Ok(()),
-        "http" => {
-            let loopback = match parsed.host() {
-                Some(url_host::Domain(d)) => d == "localhost",
-                Some(url_host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url_host::Ipv6(ip)) => ip.is_loopback(),
-                None => false,
-            };
-            if loopback {
-                Ok(())
-            } else {
-                Err("plain http:// is only allowed to a loopback address (the token would travel in clear): use https://".into())
-            }
-        }
-        other => Err(format!("unsupported scheme {other:?}: use https://")),
-    }
-}
-
-mod url_host {
-    pub use url::Host::{Domain, Ipv4, Ipv6};
-}
+pub use crate::net::check_api_url;
 
 /// `"3m"`, `"10s"`, `"1h 30m"`, `"0s"`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

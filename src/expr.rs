@@ -796,25 +796,18 @@ enum Val<'a> {
     Vector(Items<'a>, usize),
 }
 
-fn fmt_ms(ms: i64) -> String {
-    human_duration(std::time::Duration::from_millis(ms.max(0) as u64))
+/// How much a counter grew from `before` to `now`. A counter that went down was reset: it
+/// counts from zero again (as in Prometheus). The one rule for every rate doscale computes.
+pub fn counter_increase(before: f64, now: f64) -> f64 {
+    if now < before {
+        now
+    } else {
+        now - before
+    }
 }
 
-/// `2m`, `5m30s`, `1h`, `42s` (whole seconds, below a second: `0s`).
-pub(crate) fn human_duration(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    let (h, m, sec) = (s / 3600, s / 60 % 60, s % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if sec > 0 || out.is_empty() {
-        out.push_str(&format!("{sec}s"));
-    }
-    out
+fn fmt_ms(ms: i64) -> String {
+    crate::units::dur(std::time::Duration::from_millis(ms.max(0) as u64))
 }
 
 impl Expr {
@@ -961,8 +954,7 @@ impl Expr {
                     }
                     if let Some((_, before)) = before_all.get(*j).filter(|(k, _)| &**k == key) {
                         *j += 1;
-                        // A counter that went down was reset: it counts from zero again.
-                        let inc = if now < *before { now } else { now - before };
+                        let inc = counter_increase(*before, now);
                         items.push(Elem {
                             labels,
                             v: if *increase { inc } else { inc / secs },

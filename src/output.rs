@@ -130,19 +130,7 @@ pub fn coloured(text: impl Into<String>, colour: comfy_table::Color) -> comfy_ta
     comfy_table::Cell::new(text.into()).fg(colour)
 }
 
-/// Human age: `3d4h`, `5m12s`, `40s`.
-pub fn age(d: chrono::Duration) -> String {
-    let s = d.num_seconds().max(0);
-    if s >= 86_400 {
-        format!("{}d{}h", s / 86_400, (s % 86_400) / 3600)
-    } else if s >= 3600 {
-        format!("{}h{}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m{}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
+pub use crate::units::age;
 
 /// Bytes as GiB/MiB.
 pub fn bytes(b: f64) -> String {

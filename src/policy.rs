@@ -15,9 +15,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Function, Group, Match, Scale};
+use crate::config::{Function, Group, Match};
 use crate::expr::{Expr, NoData, Sample};
-use crate::state::{Scrape, ScrapedDroplet};
+use crate::model::{Scale, Scrape, ScrapedDroplet};
+use crate::units::num;
 
 /// Droplet id → a condition's value for it.
 pub type PerDroplet = litemap::LiteMap<u64, Option<f64>>;
@@ -247,8 +248,8 @@ pub fn evaluate_group(
                 if age < warmup {
                     reason = Some(format!(
                         "in warmup: {} of {}",
-                        crate::expr::human_duration(age.to_std().unwrap_or_default()),
-                        crate::expr::human_duration(group.warmup)
+                        crate::units::dur(age.to_std().unwrap_or_default()),
+                        crate::units::dur(group.warmup)
                     ));
                 } else {
                     eligible += 1;
@@ -624,20 +625,6 @@ fn recommend(
         ));
     }
     (rec, formula)
-}
-
-/// A number for messages: no float noise (`0.6000000001` → `0.6`).
-fn num(v: f64) -> String {
-    if v != 0.0 && v.abs() < 0.001 {
-        return format!("{v:.3e}");
-    }
-    let s = format!("{v:.4}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() || s == "-" {
-        "0".into()
-    } else {
-        s.to_string()
-    }
 }
 
 #[cfg(test)]

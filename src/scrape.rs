@@ -22,7 +22,7 @@ use crate::config::Group;
 use crate::do_api::model::Droplet;
 use crate::do_api::DoApi;
 use crate::exposition::{self, Keep};
-use crate::state::{Scrape, ScrapedDroplet};
+use crate::model::{Scrape, ScrapedDroplet};
 
 /// The series the load table shows, kept whatever the policies reference.
 pub const TABLE_FAMILIES: [&str; 4] = [
@@ -233,7 +233,7 @@ async fn scrape_one(
             return (out, 0, None);
         }
     };
-    if let Some(why) = forbidden(ip) {
+    if let Some(why) = crate::net::forbidden(ip) {
         out.error = Some(format!("address {ip} is {why}: not scraped"));
         return (out, 0, None);
     }
@@ -339,57 +339,5 @@ fn describe(e: &reqwest::Error) -> String {
         }
     } else {
         format!("request failed: {detail}")
-    }
-}
-
-/// Addresses a scrape never reaches: link-local (the metadata service 169.254.169.254),
-/// unspecified, multicast, broadcast.
-pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) => {
-            if v4.is_link_local() {
-                Some("link-local")
-            } else if v4.is_unspecified() {
-                Some("unspecified")
-            } else if v4.is_multicast() || v4.is_broadcast() {
-                Some("multicast/broadcast")
-            } else {
-                None
-            }
-        }
-        IpAddr::V6(v6) => {
-            if (v6.segments()[0] & 0xffc0) == 0xfe80 {
-                Some("link-local")
-            } else if v6.is_unspecified() {
-                Some("unspecified")
-            } else if v6.is_multicast() {
-                Some("multicast")
-            } else if let Some(v4) = v6.to_ipv4_mapped() {
-                forbidden(IpAddr::V4(v4))
-            } else {
-                None
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metadata_and_other_special_addresses_are_refused() {
-        assert_eq!(
-            forbidden("169.254.169.254".parse().unwrap()),
-            Some("link-local")
-        );
-        assert_eq!(forbidden("fe80::1".parse().unwrap()), Some("link-local"));
-        assert_eq!(
-            forbidden("::ffff:169.254.169.254".parse().unwrap()),
-            Some("link-local")
-        );
-        assert_eq!(forbidden("0.0.0.0".parse().unwrap()), Some("unspecified"));
-        assert_eq!(forbidden("10.0.0.5".parse().unwrap()), None);
-        assert_eq!(forbidden("127.3.0.9".parse().unwrap()), None);
     }
 }

@@ -2,6 +2,8 @@
 //! replaced atomically (temp file in the same directory, fsync, rename, fsync of the
 //! directory) under an exclusive lock on a separate lock file held for the whole command.
 //! A corrupt or newer-version file is an error that names it and is never overwritten.
+//! What it holds is the model's (`crate::model`); this module is the storage: the file, its
+//! lock, and the compact form scrapes take in it.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -9,14 +11,14 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use color_eyre::eyre::{bail, eyre, WrapErr};
 use color_eyre::Result;
-use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Scale;
-use crate::series::SeriesMap;
+use crate::model::{
+    HistoryEntry, ManualSize, Paused, PendingOp, Recommendation, Scrape, ScrapedDroplet,
+};
 
 pub const VERSION: u32 = 1;
 /// How many history entries a group keeps.
@@ -58,37 +60,6 @@ pub struct GroupState {
     /// that carries it out is applied. (Absent means none.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manual: Option<ManualSize>,
-}
-
-/// A pause of a group (`doscale pause`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Paused {
-    pub since: DateTime<Utc>,
-    /// Who paused it, as far as the environment says (`$SUDO_USER`, `$USER`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub by: Option<String>,
-}
-
-/// A size set by hand (`doscale set GROUP N`), like `kubectl scale`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ManualSize {
-    pub desired: u32,
-    /// When it was set: the plan that carries it out names it, and `apply` consumes only that
-    /// request (a newer `set` made between plan and apply survives).
-    pub at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub by: Option<String>,
-}
-
-/// One scrape of one group. Stored compactly: every series key once per scrape, each
-/// droplet's values in that key order (see [`compact`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scrape {
-    pub at: DateTime<Utc>,
-    pub droplets: Vec<ScrapedDroplet>,
-    /// Lines of the expositions that could not be read faithfully (see `exposition`).
-    pub bad_lines: u64,
-    pub bad_line_example: Option<String>,
 }
 
 /// Which scrapes a command reads from the state file. Those it does not read are kept as
@@ -668,100 +639,6 @@ mod compact {
     }
 }
 
-impl ScrapedDroplet {
-    /// Drops what only the latest scrape needs (name, status, creation time, address): a
-    /// previous scrape is read for rates alone, and at thousands of droplets its size is
-    /// read and synced to disk on every pass.
-    pub fn keep_for_rates(&mut self) {
-        self.name = CompactString::default();
-        self.status = CompactString::default();
-        self.created_at = DateTime::<Utc>::UNIX_EPOCH;
-        self.address = None;
-        self.protected = false;
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScrapedDroplet {
-    pub id: u64,
-    pub name: CompactString,
-    pub status: CompactString,
-    pub created_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<CompactString>,
-    /// Why the scrape of this droplet failed (or why it was not scraped), `None` on success.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Carries the group's `protect_tag`: never destroyed.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub protected: bool,
-    #[serde(default, skip_serializing_if = "SeriesMap::is_empty")]
-    pub series: SeriesMap,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    /// When the intent was recorded.
-    pub at: DateTime<Utc>,
-    pub direction: Scale,
-    /// Names (create) or ids with names (destroy) of the droplets concerned.
-    pub droplets: Vec<HistoryDroplet>,
-    pub reason: String,
-    /// `pending`, `done`, `partial`, `failed: …`, `cancelled: …`.
-    pub outcome: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryDroplet {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<u64>,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PendingKind {
-    Create,
-    Destroy,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PendingOp {
-    pub kind: PendingKind,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<u64>,
-    /// When the intent was recorded.
-    pub since: DateTime<Utc>,
-    /// Where it stands: `intent`, `requested`, `active`, `healthy`, `unhealthy`, …
-    pub stage: String,
-    /// A create whose droplet the API did not list (yet): the listings that missed it in a
-    /// row. Such a create's outcome is unknown until its name is listed, or until enough
-    /// listings over the API's consistency window missed it (`[api] consistency_window`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unseen: Option<Unseen>,
-}
-
-/// Consecutive listings that did not show a pending create's droplet.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Unseen {
-    /// How many listings in a row.
-    pub listings: u32,
-    /// When the first and the last of them were made.
-    pub first: DateTime<Utc>,
-    pub last: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Recommendation {
-    pub at: DateTime<Utc>,
-    pub desired: u32,
-}
-
 impl State {
     pub fn new() -> Self {
         State {
@@ -1219,6 +1096,9 @@ pub fn write_atomic_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::series::SeriesMap;
+    use chrono::DateTime;
+    use compact_str::CompactString;
 
     #[test]
     fn round_trip_and_atomic_replace() {
@@ -1618,5 +1498,38 @@ mod tests {
             });
         }
         assert_eq!(g.scrapes.list.len(), 2);
+    }
+
+    /// A state file written by doscale before the outcomes were enums reads, and is written
+    /// back byte for byte (`doscale` writes compact JSON in field order).
+    #[test]
+    fn a_state_file_of_the_previous_release_reads_and_writes_back_the_same() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/state/written-by-0.1.0-7287d21.json"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let state = parse(&bytes).unwrap();
+        let web = &state.groups["web"];
+        let outcomes: Vec<_> = web.history.iter().map(|e| &e.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [
+                &crate::model::ActionOutcome::Done,
+                &crate::model::ActionOutcome::Done,
+                &crate::model::ActionOutcome::Pending
+            ]
+        );
+        assert_eq!(
+            web.history[0].droplets[0].outcome,
+            Some(crate::model::DropletOutcome::Healthy)
+        );
+        assert_eq!(
+            web.history[1].droplets[0].outcome,
+            Some(crate::model::DropletOutcome::Destroyed)
+        );
+        assert_eq!(web.history[2].droplets[0].outcome, None);
+        assert_eq!(web.pending[0].stage, crate::model::Stage::Intent);
+        assert_eq!(serde_json::to_vec(&state).unwrap(), bytes);
     }
 }

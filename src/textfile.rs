@@ -30,7 +30,7 @@ pub fn render(
         .iter()
         .map(|g| (g, state.groups.get(&g.name)))
         .collect();
-    fn scrape(gs: Option<&crate::state::GroupState>) -> Option<&crate::state::Scrape> {
+    fn scrape(gs: Option<&crate::state::GroupState>) -> Option<&crate::model::Scrape> {
         gs.and_then(|s| s.latest_scrape())
     }
 

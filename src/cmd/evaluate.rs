@@ -24,9 +24,6 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
     } else {
         output::print(&render_table(&evals, &ctx.style));
     }
-    // The process ends next: its memory goes back to the OS at once, without freeing
-    // thousands of series maps one by one first.
-    std::mem::forget((state, evals));
     Ok(())
 }
 
@@ -68,11 +65,7 @@ pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupEvaluation>
 }
 
 fn num(v: Option<f64>) -> String {
-    match v {
-        None => "no data".into(),
-        Some(v) if v.abs() >= 1e6 => format!("{v:.4e}"),
-        Some(v) => format!("{v:.3}"),
-    }
+    v.map(crate::units::num).unwrap_or_else(|| "no data".into())
 }
 
 /// One table per group: a row per droplet with each condition's value, then each condition's

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use color_eyre::Result;
 use serde_json::json;
 
+use crate::model::Paused;
 use crate::output::{self, sanitize};
-use crate::state::Paused;
 
 pub fn pause(ctx: &super::Ctx, args: &crate::cli::GroupArg) -> Result<()> {
     let group = ctx.group(&args.group)?;

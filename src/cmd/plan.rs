@@ -20,8 +20,6 @@ pub fn run(ctx: &super::Ctx, args: &crate::cli::PlanArgs) -> Result<()> {
     let plans = stage(ctx, &mut state)?;
     store.save(&state)?;
     print(ctx, &plans);
-    // The process ends next (see `evaluate`).
-    std::mem::forget(state);
     if args.detailed_exitcode && plans.iter().any(GroupPlan::changes) {
         return Err(ExitCode(3).into());
     }

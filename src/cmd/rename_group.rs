@@ -9,8 +9,9 @@ use color_eyre::Result;
 
 use crate::config::Config;
 use crate::error::UsageError;
+use crate::model::PendingKind;
 use crate::output::sanitize;
-use crate::state::{PendingKind, State};
+use crate::state::State;
 
 pub fn run(ctx: &super::Ctx, args: &crate::cli::RenameGroupArgs) -> Result<()> {
     let (old, new) = (&args.old, &args.new);

@@ -11,8 +11,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use crate::do_api::DoApi;
+use crate::model::{Scrape, ScrapedDroplet};
 use crate::output::{self, sanitize};
-use crate::state::{Scrape, ScrapedDroplet, State};
+use crate::state::State;
 
 pub fn run(ctx: &super::Ctx, args: &crate::cli::ScrapeArgs) -> Result<()> {
     let store = ctx.store()?;
@@ -128,7 +129,7 @@ pub fn load_of(
         let mut n = 0;
         for (k, v) in &now {
             if let Some(b) = before.get(k) {
-                let inc = if v >= b { v - b } else { *v };
+                let inc = crate::expr::counter_increase(*b, *v);
                 busy += 1.0 - (inc / dt).min(1.0);
                 n += 1;
             }

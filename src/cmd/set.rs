@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::pause::{at, who};
 use crate::error::UsageError;
+use crate::model::ManualSize;
 use crate::output::{self, sanitize};
-use crate::state::ManualSize;
 
 pub fn run(ctx: &super::Ctx, args: &crate::cli::SetArgs) -> Result<()> {
     let group = ctx.group(&args.group)?;

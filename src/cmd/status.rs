@@ -14,10 +14,28 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
     let state =
         crate::state::load_file(&ctx.config.state_file, crate::state::Reading::Latest(&[]))?;
     let now = Utc::now();
+    let (groups, text) = report(&ctx.config, &state, now, &ctx.style);
+    if ctx.json {
+        output::print(&format!("{}\n", json!({"at": now, "groups": groups})));
+    } else {
+        output::print(&text);
+    }
+    Ok(())
+}
+
+/// What `status` shows at `now`, as JSON per group and as text: a pure function of the
+/// config and the state, reading them with the planner's own rules (the members it counts,
+/// the cooldowns it holds to).
+pub fn report(
+    config: &crate::config::Config,
+    state: &crate::state::State,
+    now: chrono::DateTime<Utc>,
+    style: &output::Style,
+) -> (Vec<serde_json::Value>, String) {
     let mut groups = Vec::new();
     let mut text = String::new();
     let empty = crate::state::GroupState::default();
-    for g in &ctx.config.groups {
+    for g in &config.groups {
         let gs = state.groups.get(&g.name).unwrap_or(&empty);
         let scrape = gs.latest_scrape();
         let members = scrape.map(|s| crate::plan::Members::of(&s.droplets, s.at, &gs.history));
@@ -28,11 +46,9 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
         let failing = scrape
             .map(|s| s.droplets.iter().filter(|d| d.error.is_some()).count())
             .unwrap_or(0);
-        let last = crate::plan::last_action(&gs.history);
         let remaining = |cool: std::time::Duration| -> Option<chrono::Duration> {
-            let l = last?;
-            let end = l.at + chrono::Duration::from_std(cool).ok()?;
-            (end > now).then(|| end - now)
+            let c = crate::plan::cooling(&gs.history, now, cool)?;
+            chrono::Duration::from_std(c.left).ok()
         };
         let up = remaining(g.cooldown_up);
         let down = remaining(g.cooldown_down);
@@ -96,28 +112,23 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
                     p.kind,
                     sanitize(&p.name),
                     p.id.map(|i| format!(" ({i})")).unwrap_or_default(),
-                    sanitize(&p.stage),
+                    sanitize(&p.stage.to_string()),
                     output::age(now - p.since)
                 )
                 .to_lowercase(),
             );
         }
         if !gs.history.is_empty() {
-            text.push_str(&history_table(&gs.history, now, &ctx.style));
+            text.push_str(&history_table(&gs.history, now, style));
         }
     }
-    if ctx.json {
-        output::print(&format!("{}\n", json!({"at": now, "groups": groups})));
-    } else {
-        output::print(&text);
-    }
-    Ok(())
+    (groups, text)
 }
 
 /// The last ten scale actions, newest first: when, direction, droplets, outcome and reason;
 /// `-o wide` adds the time itself, how long the action took and the droplets' ids.
 pub fn history_table(
-    history: &[crate::state::HistoryEntry],
+    history: &[crate::model::HistoryEntry],
     now: chrono::DateTime<Utc>,
     style: &output::Style,
 ) -> String {
@@ -155,7 +166,7 @@ pub fn history_table(
                 .collect::<Vec<_>>()
                 .join(", "),
         );
-        row.push(sanitize(&e.outcome));
+        row.push(sanitize(&e.outcome.to_string()));
         if style.wide {
             row.push(
                 e.finished_at

@@ -5,9 +5,10 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
+use crate::model::{HistoryDroplet, HistoryEntry, Scrape, ScrapedDroplet};
 use crate::output::check::tables_are_aligned;
 use crate::output::Style;
-use crate::state::{HistoryDroplet, HistoryEntry, Scrape, ScrapedDroplet, State};
+use crate::state::State;
 
 const CONFIG: &str = r#"
 [api]
@@ -375,4 +376,53 @@ fn run_prints_one_line_per_group() {
     };
     let text = summary(&plan, std::slice::from_ref(&done), false);
     assert!(text.ends_with("0.9): 1 created\n"), "{text}");
+}
+
+/// Issue 15.5: `status` and `plan` read a cooldown with one rule. A history whose last entry is
+/// not its latest action (entries finished out of order, a file edited by hand) used to make
+/// `status` say "clear" (it took the last entry) while `plan` held the group (it takes the
+/// latest `at`).
+#[test]
+fn status_and_plan_agree_on_a_cooldown_when_the_history_is_out_of_order() {
+    let (mut state, eval, _) = fleet_acted(1);
+    let now = Utc::now();
+    let c = ctx(Style::PLAIN);
+    let g = &c.config.groups[0];
+    let mut older = state.groups["web"].history[0].clone();
+    older.at = now - chrono::Duration::minutes(30);
+    older.direction = crate::config::Scale::Down;
+    older.finished_at = Some(now - chrono::Duration::minutes(29));
+    state.group_mut("web").history.push(older);
+    let gs = &state.groups["web"];
+    let members = gs.latest_scrape().unwrap().droplets.clone();
+    let plan = crate::plan::plan_group(&crate::plan::PlanInput {
+        group: g,
+        eval: &eval,
+        members: &members,
+        history: &gs.history,
+        pending: &[],
+        recommendations: &[],
+        now,
+        rand: 7,
+        operator: Default::default(),
+        consistency: Default::default(),
+    });
+    assert!(
+        plan.reasons
+            .iter()
+            .any(|r| r.starts_with("cooldown_up: last scale action (up) 1m ago < 3m")),
+        "{:?}",
+        plan.reasons
+    );
+    let (json, text) = super::status::report(&c.config, &state, now, &Style::PLAIN);
+    let up = json[0]["cooldown_up_remaining_s"].as_i64();
+    assert!(matches!(up, Some(118..=120)), "{up:?}\n{text}");
+    assert!(text.contains("cooldown: up 1m"), "{text}");
+    // With the history in order, the same answer.
+    state.group_mut("web").history.reverse();
+    let (json2, _) = super::status::report(&c.config, &state, now, &Style::PLAIN);
+    assert_eq!(
+        json2[0]["cooldown_up_remaining_s"],
+        json[0]["cooldown_up_remaining_s"]
+    );
 }

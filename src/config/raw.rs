@@ -6,7 +6,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{HookEvent, Match, OnUnhealthy, Op, Remove, Scale};
-use crate::do_api::model::AddressKind;
+use crate::model::AddressKind;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -14,9 +14,9 @@ use super::raw::{
     RawTarget, RawTemplate,
 };
 use super::*;
-use crate::do_api::model::AddressKind;
 use crate::error::ConfigError;
 use crate::expr::Expr;
+use crate::model::AddressKind;
 
 /// The key of a group's setting: `group[web].` and the key.
 type KeyOf<'k> = &'k dyn Fn(&str) -> String;

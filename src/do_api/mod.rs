@@ -150,7 +150,7 @@ pub fn user_agent() -> String {
 
 impl HttpApi {
     pub fn new(base_url: &str, token: Secret, timeout: Duration) -> color_eyre::Result<HttpApi> {
-        crate::config::check_api_url(base_url)
+        crate::net::check_api_url(base_url)
             .map_err(|m| color_eyre::eyre::eyre!("[api] url {base_url:?}: {m}"))?;
         let base = reqwest::Url::parse(base_url)?;
         let client = Client::builder()

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::AddressKind;
+
 /// One droplet as listed by `GET /v2/droplets` (only what doscale needs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Droplet {
@@ -188,14 +190,4 @@ impl Droplet {
                 .map(|n| n.ip_address.clone()),
         }
     }
-}
-
-/// Which of a droplet's addresses the metrics are scraped from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum AddressKind {
-    #[default]
-    Private,
-    Public,
-    Ipv6,
 }

@@ -449,15 +449,6 @@ fn label_value_reads_keys_in_place() {
     assert_eq!(label_value("", "a"), None);
 }
 
-#[test]
-fn durations_read_well() {
-    use std::time::Duration;
-    assert_eq!(human_duration(Duration::from_secs(300)), "5m");
-    assert_eq!(human_duration(Duration::from_secs(133)), "2m13s");
-    assert_eq!(human_duration(Duration::from_secs(3600)), "1h");
-    assert_eq!(human_duration(Duration::from_millis(400)), "0s");
-}
-
 mod props {
     use super::*;
     use proptest::prelude::*;

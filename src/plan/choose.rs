@@ -6,8 +6,8 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::Remove;
+use crate::model::ScrapedDroplet;
 use crate::policy::GroupEvaluation;
-use crate::state::ScrapedDroplet;
 
 use super::{text, PlannedDestroy};
 

@@ -9,12 +9,17 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Scale;
-use crate::state::{HistoryEntry, ScrapedDroplet};
+use crate::model::{DropletOutcome, HistoryEntry, Scale, ScrapedDroplet};
 
-/// A droplet that counts toward the group's size (DESIGN.md §3.1): `new` or `active`.
+/// A droplet that counts toward the group's size (docs/design.md §3.1): `new` or `active`.
 pub fn is_live(d: &ScrapedDroplet) -> bool {
-    d.status == "new" || d.status == "active"
+    is_live_status(&d.status)
+}
+
+/// The one rule behind [`is_live`], for a droplet status as the API gives it: `new` or
+/// `active` counts toward the size (and may be destroyed); `off` and `archive` do not.
+pub fn is_live_status(status: &str) -> bool {
+    status == "new" || status == "active"
 }
 
 /// The members now: those of the scrape, and the changes apply made after it.
@@ -47,19 +52,19 @@ impl<'a> Members<'a> {
         for e in history.iter().filter(|e| e.at > scraped_at) {
             for d in &e.droplets {
                 let Some(id) = d.id else { continue };
-                let outcome = d.outcome.as_deref();
+                let outcome = d.outcome.as_ref();
                 match e.direction {
                     Scale::Up => {
                         // Still on its way, healthy, or unhealthy but kept: it exists.
-                        let exists = match outcome {
-                            None => true,
-                            Some(o) => o == "healthy" || o.starts_with("unhealthy"),
-                        };
+                        let exists = matches!(
+                            outcome,
+                            None | Some(DropletOutcome::Healthy | DropletOutcome::Unhealthy(_))
+                        );
                         if exists && !seen.contains(&id) && !created.iter().any(|c| c.id == id) {
                             created.push(ScrapedDroplet {
                                 id,
                                 name: d.name.as_str().into(),
-                                status: if outcome == Some("healthy") {
+                                status: if outcome == Some(&DropletOutcome::Healthy) {
                                     "active".into()
                                 } else {
                                     "new".into()
@@ -73,7 +78,10 @@ impl<'a> Members<'a> {
                         }
                     }
                     Scale::Down => {
-                        if matches!(outcome, Some("destroyed" | "already gone")) {
+                        if matches!(
+                            outcome,
+                            Some(DropletOutcome::Destroyed | DropletOutcome::AlreadyGone)
+                        ) {
                             let before = listed.len() + created.len();
                             listed.retain(|m| m.id != id);
                             created.retain(|m| m.id != id);

@@ -67,13 +67,13 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Group, Scale};
-use crate::policy::{Coverage, GroupEvaluation, PolicyEvaluation};
-use crate::state::{
-    HistoryEntry, ManualSize, Paused, PendingKind, PendingOp, Recommendation, ScrapedDroplet,
+use crate::config::Group;
+use crate::model::{
+    HistoryEntry, ManualSize, Paused, PendingKind, PendingOp, Recommendation, Scale, ScrapedDroplet,
 };
+use crate::policy::{Coverage, GroupEvaluation, PolicyEvaluation};
 
-pub use members::{is_live, Members};
+pub use members::{is_live, is_live_status, Members};
 
 /// The series `remove = "least_loaded"` orders by (from the evaluation, or from the scrape
 /// when the stored evaluation has no per-droplet values).
@@ -727,14 +727,6 @@ fn cooldowns(
     want: &mut u32,
     why: &mut Vec<String>,
 ) {
-    let Some(last) = last_action(input.history) else {
-        return;
-    };
-    let ago = text::since(input.now, last.at);
-    let dir = match last.direction {
-        Scale::Up => "up",
-        Scale::Down => "down",
-    };
     let g = input.group;
     let (rule, cooldown) = if wish > current {
         ("cooldown_up", g.cooldown_up)
@@ -743,15 +735,44 @@ fn cooldowns(
     } else {
         return;
     };
-    if ago < cooldown {
+    if let Some(c) = cooling(input.history, input.now, cooldown) {
+        let dir = match c.last.direction {
+            Scale::Up => "up",
+            Scale::Down => "down",
+        };
         why.push(format!(
             "{rule}: last scale action ({dir}) {} ago < {} (wanted {}, stays {current})",
-            text::dur(ago),
+            text::dur(c.ago),
             text::dur(cooldown),
             wish
         ));
         *want = current;
     }
+}
+
+/// A cooldown still running: the last scale action, how long ago it was, how long the
+/// cooldown still runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Cooling<'a> {
+    pub last: &'a HistoryEntry,
+    pub ago: std::time::Duration,
+    pub left: std::time::Duration,
+}
+
+/// Whether `cooldown` still runs at `now`, counted from the last scale action: the one rule
+/// behind the planner's cooldowns and what `status` shows as "left".
+pub fn cooling(
+    history: &[HistoryEntry],
+    now: DateTime<Utc>,
+    cooldown: std::time::Duration,
+) -> Option<Cooling<'_>> {
+    let last = last_action(history)?;
+    let ago = text::since(now, last.at);
+    (ago < cooldown).then(|| Cooling {
+        last,
+        ago,
+        left: cooldown - ago,
+    })
 }
 
 /// The last scale action, by the time its intent was recorded.

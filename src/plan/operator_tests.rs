@@ -5,7 +5,7 @@ use chrono::Duration;
 
 use super::tests::{active, cold, history, hot, now, pending_op, Fx, TEMPLATE};
 use super::*;
-use crate::state::HistoryDroplet;
+use crate::model::HistoryDroplet;
 
 fn body(extra: &str) -> String {
     format!("min = 2\nmax = 8\ncooldown_up = \"1h\"\ncooldown_down = \"1h\"\nmax_step_up = 1\nmax_step_down = 1\n{extra}{TEMPLATE}")

@@ -8,8 +8,7 @@ use proptest::prelude::*;
 
 use super::tests::{eval, group, now, policy, target, Fx};
 use super::*;
-use crate::config::Scale;
-use crate::state::{HistoryDroplet, PendingKind};
+use crate::model::{HistoryDroplet, PendingKind, Scale};
 
 const STATUSES: [&str; 5] = ["active", "active", "new", "off", "archive"];
 const COOLDOWNS: [u64; 4] = [0, 60, 600, 3600];

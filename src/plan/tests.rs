@@ -5,11 +5,11 @@ use std::path::Path;
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
-use crate::config::{Match, Scale};
+use crate::config::Match;
+use crate::model::{HistoryDroplet, PendingKind, Scale};
 use crate::policy::{
     ConditionEvaluation, Coverage, DropletStatus, PolicyEvaluation, Reporting, TargetEvaluation,
 };
-use crate::state::{HistoryDroplet, PendingKind};
 
 pub(super) const TEMPLATE: &str =
     "[group.template]\nname = \"web-{n}\"\nregion = \"nyc3\"\nsize = \"s-1vcpu-1gb\"\nimage = \"ubuntu-24-04-x64\"\n";
@@ -788,7 +788,7 @@ fn plan_unknown_create_outcome_blocks_creates_until_resolved() {
     let mut f = Fx::new(&strict(), active(1), vec![hot(1, true)]);
     let mut op = pending_op(PendingKind::Create, "web-7", None);
     op.since = now() - Duration::seconds(40);
-    op.unseen = Some(crate::state::Unseen {
+    op.unseen = Some(crate::model::Unseen {
         listings: 1,
         first: now() - Duration::seconds(5),
         last: now() - Duration::seconds(5),
@@ -813,7 +813,7 @@ fn plan_unknown_create_outcome_blocks_creates_until_resolved() {
     // A scale-down is not held by it (the pending rule holds it, as any pending operation).
     let mut f = Fx::new(&strict(), active(5), vec![cold(1, true)]);
     f.pending = vec![pending_op(PendingKind::Create, "web-7", None)];
-    f.pending[0].unseen = Some(crate::state::Unseen {
+    f.pending[0].unseen = Some(crate::model::Unseen {
         listings: 2,
         first: now(),
         last: now(),

@@ -28,10 +28,7 @@ fn converts_do_scalers_example() {
         ("web", "web", 2, 8)
     );
     assert_eq!(g.metrics.port, 9110);
-    assert_eq!(
-        g.metrics.address,
-        crate::do_api::model::AddressKind::Private
-    );
+    assert_eq!(g.metrics.address, crate::model::AddressKind::Private);
     let t = g.template.as_ref().unwrap();
     assert_eq!(t.name, "web-{n}");
     assert_eq!(
@@ -282,7 +279,7 @@ fn converts_interpolation_custom_actions_and_oddities() {
         (g.name.as_str(), g.min, g.max, g.metrics.port),
         ("api", 1, 5, 9200)
     );
-    assert_eq!(g.metrics.address, crate::do_api::model::AddressKind::Public);
+    assert_eq!(g.metrics.address, crate::model::AddressKind::Public);
     let tpl = g.template.as_ref().unwrap();
     assert_eq!(tpl.name, "api-{n}");
     assert_eq!(tpl.tags, vec!["api", "other"]);

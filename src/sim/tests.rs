@@ -75,9 +75,7 @@ impl T {
         serde_json::from_value::<DropletList>(v).unwrap().droplets
     }
     fn metrics_url(&self, d: &crate::do_api::model::Droplet) -> String {
-        let ip = d
-            .address(crate::do_api::model::AddressKind::Private)
-            .unwrap();
+        let ip = d.address(crate::model::AddressKind::Private).unwrap();
         format!("http://{ip}:{}/metrics", self.sim.metrics_port)
     }
     fn scrape(&self, url: &str) -> reqwest::Result<reqwest::blocking::Response> {
@@ -139,10 +137,7 @@ fn lists_450_droplets_over_three_pages() {
     assert_eq!(ids.len(), 450);
     let mut addrs: Vec<String> = all
         .iter()
-        .map(|d| {
-            d.address(crate::do_api::model::AddressKind::Private)
-                .unwrap()
-        })
+        .map(|d| d.address(crate::model::AddressKind::Private).unwrap())
         .collect();
     addrs.sort();
     addrs.dedup();
@@ -321,9 +316,7 @@ fn trickle_huge_redirect_and_linklocal_faults() {
     // Trickle: the first bytes arrive slowly.
     let addr = format!(
         "{}:{}",
-        ds[0]
-            .address(crate::do_api::model::AddressKind::Private)
-            .unwrap(),
+        ds[0].address(crate::model::AddressKind::Private).unwrap(),
         t.sim.metrics_port
     );
     let mut s = TcpStream::connect(&addr).unwrap();
@@ -375,8 +368,7 @@ fn trickle_huge_redirect_and_linklocal_faults() {
     let listed = t.list();
     let d = listed.iter().find(|d| d.id == ids[3]).unwrap();
     assert_eq!(
-        d.address(crate::do_api::model::AddressKind::Private)
-            .unwrap(),
+        d.address(crate::model::AddressKind::Private).unwrap(),
         "169.254.169.254"
     );
 }

@@ -102,10 +102,10 @@ proptest! {
     fn state_round_trips(n in 0usize..5, v in any::<f64>().prop_filter("finite", |v| v.is_finite())) {
         let mut s = doscale::state::State::new();
         for i in 0..n {
-            s.group_mut(&format!("g{i}")).recommendations.push(doscale::state::Recommendation { at: chrono::DateTime::from_timestamp(1_700_000_000 + i as i64, 0).unwrap(), desired: i as u32 });
+            s.group_mut(&format!("g{i}")).recommendations.push(doscale::model::Recommendation { at: chrono::DateTime::from_timestamp(1_700_000_000 + i as i64, 0).unwrap(), desired: i as u32 });
             let mut series = doscale::series::SeriesMap::new();
             series.insert("node_load1".into(), v);
-            s.group_mut(&format!("g{i}")).push_scrape(doscale::state::Scrape { at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(), droplets: vec![doscale::state::ScrapedDroplet { id: i as u64, name: "d".into(), status: "active".into(), created_at: chrono::DateTime::from_timestamp(1_600_000_000, 0).unwrap(), address: Some("10.0.0.1".into()), error: None, protected: false, series }], bad_lines: 0, bad_line_example: None });
+            s.group_mut(&format!("g{i}")).push_scrape(doscale::model::Scrape { at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(), droplets: vec![doscale::model::ScrapedDroplet { id: i as u64, name: "d".into(), status: "active".into(), created_at: chrono::DateTime::from_timestamp(1_600_000_000, 0).unwrap(), address: Some("10.0.0.1".into()), error: None, protected: false, series }], bad_lines: 0, bad_line_example: None });
         }
         let bytes = serde_json::to_vec(&s).unwrap();
         prop_assert_eq!(doscale::state::parse(&bytes).unwrap(), s);
