@@ -197,7 +197,7 @@ pub fn create_requests(
     let user_data = match &t.user_data_file {
         // A regular file of at most 64 KiB (what DigitalOcean takes), never a FIFO to wait on.
         Some(p) => Some(
-            crate::secret::read_regular_file(p, crate::cmd::check::USER_DATA_MAX)
+            crate::secret::read_regular_file(p, crate::config::USER_DATA_MAX)
                 .and_then(|(b, _)| String::from_utf8(b).map_err(|_| "not UTF-8 text".into()))
                 .map_err(|e| {
                     format!(

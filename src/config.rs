@@ -349,6 +349,9 @@ pub fn parse(path: &Path, text: &str, env: &Env) -> Result<Config, ConfigError> 
 
 pub use crate::net::check_api_url;
 
+/// The most user data DigitalOcean accepts for a droplet (`check` and apply read no more).
+pub const USER_DATA_MAX: u64 = 64 * 1024;
+
 /// `"3m"`, `"10s"`, `"1h 30m"`, `"0s"`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();

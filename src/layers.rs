@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 
 /// The decision core: values in, values out.
-const CORE: &[&str] = &["model", "units", "expr", "policy", "plan"];
+const CORE: &[&str] = &[
+    "model", "units", "clean", "expr", "policy", "plan", "config",
+];
 
 /// The shell: files, network, clock, terminal.
 const SHELL: &[&str] = &[

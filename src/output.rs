@@ -4,23 +4,7 @@
 
 use std::io::IsTerminal;
 
-/// Replaces control characters (escape sequences, newlines, …) with `?`, and cuts very long
-/// strings, so text supplied by droplets or the API cannot drive the terminal.
-pub fn sanitize(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(200)
-        .map(|c| if c.is_control() || is_bidi(c) { '?' } else { c })
-        .collect();
-    if s.chars().count() > 200 {
-        out.push('…');
-    }
-    out
-}
-
-fn is_bidi(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
-}
+pub use crate::clean::{sanitize, sanitize_multiline};
 
 /// Whether a `NO_COLOR` value turns colour off: only a set, non-empty value does
 /// (<https://no-color.org>: "when present and not an empty string").
@@ -168,19 +152,6 @@ pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> color_eyre::Result
         std::process::exit(0);
     }
     Ok(())
-}
-
-/// Like [`sanitize`] but keeps newlines and does not cut (for error messages).
-pub fn sanitize_multiline(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if (c.is_control() && c != '\n') || is_bidi(c) {
-                '?'
-            } else {
-                c
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

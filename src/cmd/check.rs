@@ -16,8 +16,7 @@ use crate::cli::CheckArgs;
 use crate::config::{FileKind, NamedFile};
 use crate::error::UsageError;
 
-/// The most user data DigitalOcean accepts for a droplet.
-pub const USER_DATA_MAX: u64 = 64 * 1024;
+pub use crate::config::USER_DATA_MAX;
 
 /// What `check` found: errors fail it, warnings are printed.
 #[derive(Debug, Default)]

@@ -208,7 +208,7 @@ fn source_at(text: &str, span: &Range<usize>) -> Option<String> {
     if shown.len() < s.len() {
         shown.push('…');
     }
-    Some(crate::output::sanitize(&shown))
+    Some(crate::clean::sanitize(&shown))
 }
 
 /// Translates a deserialisation error of the configuration into a [`ConfigError`] that
