@@ -432,15 +432,6 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_only_to_loopback() {
-        assert!(check_api_url("http://127.0.0.1:8080").is_ok());
-        assert!(check_api_url("http://[::1]:8080").is_ok());
-        assert!(check_api_url("https://api.digitalocean.com").is_ok());
-        assert!(check_api_url("http://api.digitalocean.com").is_err());
-        assert!(check_api_url("ftp://x").is_err());
-    }
-
-    #[test]
     fn relative_paths_follow_the_config_file() {
         let c = p(&format!("state_file = \"st/state.json\"\n{MIN}")).unwrap();
         assert_eq!(c.state_file, PathBuf::from("/etc/doscale/st/state.json"));

@@ -151,23 +151,34 @@ fn fleet_acted(
         outcome: "done".into(),
         finished_at: Some(now - chrono::Duration::minutes(last_action_ago - 2)),
     }];
-    let plan = crate::plan::plan_group(&crate::plan::PlanInput {
+    let plan = plan_of(g, &eval, &scrape.droplets, &history, now);
+    let mut state = State::new();
+    let gs = state.group_mut("web");
+    gs.push_scrape(scrape);
+    gs.history = history;
+    (state, eval, plan)
+}
+
+/// The planner on the fleet: nothing pending, no recommendation kept, no operator's hand.
+fn plan_of(
+    g: &crate::config::Group,
+    eval: &crate::policy::GroupEvaluation,
+    members: &[ScrapedDroplet],
+    history: &[HistoryEntry],
+    now: DateTime<Utc>,
+) -> crate::plan::GroupPlan {
+    crate::plan::plan_group(&crate::plan::PlanInput {
         group: g,
-        eval: &eval,
-        members: &scrape.droplets,
-        history: &history,
+        eval,
+        members,
+        history,
         pending: &[],
         recommendations: &[],
         now,
         rand: 7,
         operator: Default::default(),
         consistency: Default::default(),
-    });
-    let mut state = State::new();
-    let gs = state.group_mut("web");
-    gs.push_scrape(scrape);
-    gs.history = history;
-    (state, eval, plan)
+    })
 }
 
 fn fleet() -> (
@@ -395,18 +406,7 @@ fn status_and_plan_agree_on_a_cooldown_when_the_history_is_out_of_order() {
     state.group_mut("web").history.push(older);
     let gs = &state.groups["web"];
     let members = gs.latest_scrape().unwrap().droplets.clone();
-    let plan = crate::plan::plan_group(&crate::plan::PlanInput {
-        group: g,
-        eval: &eval,
-        members: &members,
-        history: &gs.history,
-        pending: &[],
-        recommendations: &[],
-        now,
-        rand: 7,
-        operator: Default::default(),
-        consistency: Default::default(),
-    });
+    let plan = plan_of(g, &eval, &members, &gs.history, now);
     assert!(
         plan.reasons
             .iter()
