@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod clean;
 pub mod cli;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod do_api;
@@ -22,11 +23,13 @@ pub mod manpage;
 pub mod model;
 pub mod net;
 pub mod output;
+pub mod pipeline;
 pub mod plan;
 pub mod policy;
 pub mod scrape;
 pub mod secret;
 pub mod seed_import;
+pub mod sources;
 /// Series keys and maps, part of the model (`crate::series` for short).
 pub use model::series;
 pub mod sim;
