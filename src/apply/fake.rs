@@ -192,6 +192,7 @@ impl Fleet {
         }
         if let Some(left) = self.activation.get_mut(&id) {
             if *left == u32::MAX {
+                // Never active.
             } else if *left <= 1 {
                 self.activation.remove(&id);
                 if let Some(d) = self.droplets.get_mut(&id) {

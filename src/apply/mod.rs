@@ -493,7 +493,7 @@ impl Apply<'_> {
         }
         active
             .keys()
-            .filter_map(|id| {
+            .map(|id| {
                 let r = match done.remove(id) {
                     Some(r) => r,
                     // A probe that panicked leaves neither a pass nor a try.
@@ -503,7 +503,7 @@ impl Apply<'_> {
                         last.remove(id).unwrap_or_default()
                     )),
                 };
-                Some((*id, r))
+                (*id, r)
             })
             .collect()
     }
