@@ -10,11 +10,11 @@ use crate::apply::{self, GroupReport, Saver};
 use crate::do_api::DoApi;
 use crate::error::ExitCode;
 use crate::output::{self, sanitize};
-use crate::state::{State, Store};
+use crate::state::{Reading, State, Store};
 
 pub fn run(ctx: &super::Ctx, args: &crate::cli::ApplyArgs) -> Result<()> {
     let store = ctx.store()?;
-    let mut state = store.load_latest(&[])?;
+    let mut state = store.load_with(Reading::latest(&[]))?;
     super::rename_group::check_orphans(&ctx.config, &state)?;
     let api = ctx.api()?;
     let reports = stage(

@@ -11,11 +11,11 @@ use serde_json::json;
 use crate::error::ExitCode;
 use crate::output::{self, sanitize};
 use crate::plan::{self, GroupPlan, PlanInput};
-use crate::state::State;
+use crate::state::{Reading, State};
 
 pub fn run(ctx: &super::Ctx, args: &crate::cli::PlanArgs) -> Result<()> {
     let store = ctx.store()?;
-    let mut state = store.load_latest(plan::series_read(&ctx.config.groups))?;
+    let mut state = store.load_with(Reading::latest(plan::series_read(&ctx.config.groups)))?;
     super::rename_group::check_orphans(&ctx.config, &state)?;
     let plans = stage(ctx, &mut state)?;
     store.save(&state)?;
