@@ -8,10 +8,11 @@ use serde_json::json;
 use crate::apply::GroupReport;
 use crate::error::ExitCode;
 use crate::output::{self, sanitize};
+use crate::state::Reading;
 
 pub fn run(ctx: &super::Ctx, args: &crate::cli::ApplyArgs) -> Result<()> {
     let store = ctx.store()?;
-    let mut state = store.load_latest(&[])?;
+    let mut state = store.load_with(Reading::latest(&[]))?;
     super::rename_group::check_orphans(&ctx.config, &state)?;
     let api = ctx.api()?;
     let reports = crate::pipeline::apply(

@@ -15,7 +15,7 @@ use crate::units::instant as at;
 pub fn pause(ctx: &super::Ctx, args: &crate::cli::GroupArg) -> Result<()> {
     let group = ctx.group(&args.group)?;
     let store = ctx.store()?;
-    let mut state = store.load_latest(&[])?;
+    let mut state = store.load_with(crate::state::Reading::latest(&[]))?;
     let gs = state.group_mut(&group.name);
     let (paused, changed) = match &gs.paused {
         Some(p) => (p.clone(), false),
@@ -54,7 +54,7 @@ pub fn pause(ctx: &super::Ctx, args: &crate::cli::GroupArg) -> Result<()> {
 pub fn resume(ctx: &super::Ctx, args: &crate::cli::GroupArg) -> Result<()> {
     let group = ctx.group(&args.group)?;
     let store = ctx.store()?;
-    let mut state = store.load_latest(&[])?;
+    let mut state = store.load_with(crate::state::Reading::latest(&[]))?;
     let gs = state.group_mut(&group.name);
     let was = gs.paused.take();
     if was.is_some() {

@@ -9,10 +9,11 @@ use serde_json::json;
 use crate::error::ExitCode;
 use crate::output::{self, sanitize};
 use crate::plan::{self, GroupPlan};
+use crate::state::Reading;
 
 pub fn run(ctx: &super::Ctx, args: &crate::cli::PlanArgs) -> Result<()> {
     let store = ctx.store()?;
-    let mut state = store.load_latest(plan::series_read(&ctx.config.groups))?;
+    let mut state = store.load_with(Reading::latest(plan::series_read(&ctx.config.groups)))?;
     super::rename_group::check_orphans(&ctx.config, &state)?;
     let plans = crate::pipeline::plan(&ctx.env(&crate::do_api::Offline), &mut state)?;
     store.save(&state)?;

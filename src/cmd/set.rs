@@ -30,7 +30,7 @@ pub fn run(ctx: &super::Ctx, args: &crate::cli::SetArgs) -> Result<()> {
         .into());
     }
     let store = ctx.store()?;
-    let mut state = store.load_latest(&[])?;
+    let mut state = store.load_with(crate::state::Reading::latest(&[]))?;
     let gs = state.group_mut(&group.name);
     let m = ManualSize {
         desired: args.size,

@@ -12,7 +12,7 @@ use crate::output::{self, sanitize};
 
 pub fn run(ctx: &super::Ctx) -> Result<()> {
     let state =
-        crate::state::load_file(&ctx.config.state_file, crate::state::Reading::Latest(&[]))?;
+        crate::state::load_file(&ctx.config.state_file, crate::state::Reading::latest(&[]))?;
     let now = Utc::now();
     let (groups, text) = report(&ctx.config, &state, now, &ctx.style);
     if ctx.json {
