@@ -474,32 +474,52 @@ mod tests {
         assert!(!format!("{ok:?}").contains("secret-tenant"));
 
         let e = source_err("[group.metrics]\nsource = \"digitalocean\"\n");
-        assert!(e.contains("group[web].metrics.source") && e.contains("not implemented yet"), "{e}");
+        assert!(
+            e.contains("group[web].metrics.source") && e.contains("not implemented yet"),
+            "{e}"
+        );
         let e = source_err("[group.metrics]\nsource = \"prometheus\"\n");
-        assert!(e.contains("needs a [group.metrics.prometheus] section"), "{e}");
+        assert!(
+            e.contains("needs a [group.metrics.prometheus] section"),
+            "{e}"
+        );
         let e = source_err("[group.metrics.prometheus]\nurl = \"http://127.0.0.1:9090\"\n");
         assert!(e.contains("source is not \"prometheus\""), "{e}");
         let e = source_err("[group.metrics]\nsource = \"graphite\"\n");
-        assert!(e.contains("\"scrape\", \"prometheus\" or \"digitalocean\""), "{e}");
+        assert!(
+            e.contains("\"scrape\", \"prometheus\" or \"digitalocean\""),
+            "{e}"
+        );
         let pro = "[group.metrics]\nsource = \"prometheus\"\n[group.metrics.prometheus]\n";
         let e = source_err(&format!("{pro}url = \"http://10.0.0.5:9090\"\n"));
-        assert!(e.contains("metrics.prometheus.url") && e.contains("allow_insecure_http"), "{e}");
+        assert!(
+            e.contains("metrics.prometheus.url") && e.contains("allow_insecure_http"),
+            "{e}"
+        );
         assert!(p(&format!(
             "{MIN}{pro}url = \"http://10.0.0.5:9090\"\nallow_insecure_http = true\n"
         ))
         .is_ok());
         let e = source_err(&format!("{pro}url = \"https://u:pw@prom.example.com\"\n"));
         assert!(e.contains("basic_auth_file") && !e.contains("pw@"), "{e}");
-        let e = source_err(&format!("{pro}url = \"https://p\"\ndroplet_label = \"a-b\"\n"));
+        let e = source_err(&format!(
+            "{pro}url = \"https://p\"\ndroplet_label = \"a-b\"\n"
+        ));
         assert!(e.contains("not a label name"), "{e}");
         let e = source_err(&format!(
             "{pro}url = \"https://p\"\nheaders = {{ X = \"a\\nb\" }}\n"
         ));
-        assert!(e.contains("not a valid HTTP header value") && !e.contains("a\nb"), "{e}");
+        assert!(
+            e.contains("not a valid HTTP header value") && !e.contains("a\nb"),
+            "{e}"
+        );
         let e = source_err(&format!("{pro}url = \"https://p\"\ntimeout = \"0s\"\n"));
         assert!(e.contains("metrics.prometheus.timeout"), "{e}");
         let e = source_err(&format!("{pro}droplet_label = \"instance\"\n"));
-        assert!(e.contains("metrics.prometheus.url") && e.contains("missing"), "{e}");
+        assert!(
+            e.contains("metrics.prometheus.url") && e.contains("missing"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -311,17 +311,15 @@ pub fn evaluate_group(
     // policies both read the load averages).
     let mut columns: HashMap<&str, Column> = HashMap::new();
     for e in group.exprs() {
-        columns
-            .entry(e.text())
-            .or_insert_with(|| {
-                Column::compute(
-                    e,
-                    &inputs,
-                    &failed,
-                    group.min_reporting,
-                    group.metrics.source.evaluates(),
-                )
-            });
+        columns.entry(e.text()).or_insert_with(|| {
+            Column::compute(
+                e,
+                &inputs,
+                &failed,
+                group.min_reporting,
+                group.metrics.source.evaluates(),
+            )
+        });
     }
 
     let policies = group

@@ -135,8 +135,8 @@ fn check_file(f: &NamedFile, strict: bool, found: &mut Findings) {
             }
         }
         FileKind::CaFile => {
-            let certs = crate::secret::read_regular_file(&f.path, 4 * 1024 * 1024)
-                .and_then(|(pem, _)| {
+            let certs =
+                crate::secret::read_regular_file(&f.path, 4 * 1024 * 1024).and_then(|(pem, _)| {
                     reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())
                 });
             match certs {

@@ -524,12 +524,17 @@ impl<'a> Cx<'a> {
         match parsed.scheme() {
             "https" => {}
             "http" => {
-                if crate::net::check_api_url(&text).is_err() && p.allow_insecure_http != Some(true) {
+                if crate::net::check_api_url(&text).is_err() && p.allow_insecure_http != Some(true)
+                {
                     return Err(self.at(url.span(), &key("url"), "plain http:// is only allowed to a loopback address (queries and credentials would travel in clear): use https://, or set allow_insecure_http = true if the network is trusted"));
                 }
             }
             other => {
-                return Err(self.at(url.span(), &key("url"), format!("unsupported scheme {other:?}: use http:// or https://")));
+                return Err(self.at(
+                    url.span(),
+                    &key("url"),
+                    format!("unsupported scheme {other:?}: use http:// or https://"),
+                ));
             }
         }
         let droplet_label = match &p.droplet_label {
@@ -561,23 +566,50 @@ impl<'a> Cx<'a> {
                 // RFC 9110: a name is a token; a value is visible characters, spaces and tabs.
                 let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
                 if name.is_empty() || !name.chars().all(token) {
-                    return Err(self.at(h.span(), &key("headers"), format!("{:?} is not an HTTP header name", crate::clean::sanitize(name))));
+                    return Err(self.at(
+                        h.span(),
+                        &key("headers"),
+                        format!(
+                            "{:?} is not an HTTP header name",
+                            crate::clean::sanitize(name)
+                        ),
+                    ));
                 }
-                if value.chars().any(|c| (c.is_control() && c != '\t') || c as u32 == 0x7f) {
+                if value
+                    .chars()
+                    .any(|c| (c.is_control() && c != '\t') || c as u32 == 0x7f)
+                {
                     // The value may be a credential: not quoted.
                     return Err(self.at(h.span(), &key("headers"), format!("the value of header {name} is not a valid HTTP header value (control characters?)")));
                 }
-                if ["host", "content-type", "content-length", "transfer-encoding"].contains(&lower.as_str()) {
-                    return Err(self.at(h.span(), &key("headers"), format!("header {name} is set by doscale itself")));
+                if [
+                    "host",
+                    "content-type",
+                    "content-length",
+                    "transfer-encoding",
+                ]
+                .contains(&lower.as_str())
+                {
+                    return Err(self.at(
+                        h.span(),
+                        &key("headers"),
+                        format!("header {name} is set by doscale itself"),
+                    ));
                 }
                 headers.push((name.clone(), Hidden(value.clone())));
             }
         }
         if p.bearer_token_file.is_some() && p.basic_auth_file.is_some() {
             let s = p.basic_auth_file.as_ref().expect("set");
-            return Err(self.at(s.span(), &key("basic_auth_file"), "both bearer_token_file and basic_auth_file are set: use one"));
+            return Err(self.at(
+                s.span(),
+                &key("basic_auth_file"),
+                "both bearer_token_file and basic_auth_file are set: use one",
+            ));
         }
-        if headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+        if headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"))
             && (p.bearer_token_file.is_some() || p.basic_auth_file.is_some())
         {
             let s = p.headers.as_ref().expect("set");
@@ -591,8 +623,16 @@ impl<'a> Cx<'a> {
         Ok(Prometheus {
             url: text,
             droplet_label,
-            bearer_token_file: file(&p.bearer_token_file, "bearer_token_file", FileKind::PrometheusSecret),
-            basic_auth_file: file(&p.basic_auth_file, "basic_auth_file", FileKind::PrometheusSecret),
+            bearer_token_file: file(
+                &p.bearer_token_file,
+                "bearer_token_file",
+                FileKind::PrometheusSecret,
+            ),
+            basic_auth_file: file(
+                &p.basic_auth_file,
+                "basic_auth_file",
+                FileKind::PrometheusSecret,
+            ),
             headers,
             ca_file: file(&p.ca_file, "ca_file", FileKind::CaFile),
             timeout,

@@ -154,7 +154,10 @@ mod tests {
         let mut m = SeriesMap::new();
         let e = r#"1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m]))"#;
         m.insert(expr_value_key(e).into(), 0.25);
-        m.insert(expr_error_key("node_load1", "HTTP 503: \"down\"").into(), f64::NAN);
+        m.insert(
+            expr_error_key("node_load1", "HTTP 503: \"down\"").into(),
+            f64::NAN,
+        );
         assert_eq!(expr_result(&m, e), Some(Ok(0.25)));
         assert_eq!(
             expr_result(&m, "node_load1"),

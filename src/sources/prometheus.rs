@@ -163,7 +163,10 @@ pub fn scrape_group(
     match &table[0] {
         Ok(a) => {
             for s in &a.series {
-                let Some(&i) = s.labels.get(&cfg.droplet_label).and_then(|v| by_value.get(v))
+                let Some(&i) = s
+                    .labels
+                    .get(&cfg.droplet_label)
+                    .and_then(|v| by_value.get(v))
                 else {
                     continue;
                 };
@@ -269,7 +272,11 @@ fn assign(
     }
     let mut per: HashMap<usize, Vec<f64>> = HashMap::new();
     for s in &a.series {
-        if let Some(&i) = s.labels.get(&cfg.droplet_label).and_then(|v| by_value.get(v)) {
+        if let Some(&i) = s
+            .labels
+            .get(&cfg.droplet_label)
+            .and_then(|v| by_value.get(v))
+        {
             per.entry(i).or_default().push(s.value);
         }
     }
@@ -429,9 +436,8 @@ pub fn authorization(
     } else {
         return Ok(None);
     };
-    let mut v = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
-        "the credential file holds characters a header cannot carry".to_string()
-    })?;
+    let mut v = reqwest::header::HeaderValue::from_str(&value)
+        .map_err(|_| "the credential file holds characters a header cannot carry".to_string())?;
     v.set_sensitive(true);
     Ok(Some(v))
 }
@@ -476,9 +482,8 @@ impl Client {
         if let Some(ca) = &cfg.ca_file {
             let (pem, _) = crate::secret::read_regular_file(ca, 4 * 1024 * 1024)
                 .map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                format!("ca_file {}: not PEM certificates: {e}", ca.display())
-            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("ca_file {}: not PEM certificates: {e}", ca.display()))?;
             if certs.is_empty() {
                 return Err(format!(
                     "ca_file {}: holds no PEM certificate",
@@ -517,7 +522,9 @@ impl Client {
         // as its timeout error rather than as a dropped connection.
         let server_timeout = format!(
             "{}ms",
-            (self.timeout.as_millis() as u64).saturating_sub(200).max(100)
+            (self.timeout.as_millis() as u64)
+                .saturating_sub(200)
+                .max(100)
         );
         let params = [("query", q), ("time", &time), ("timeout", &server_timeout)];
         let req = if q.len() > GET_MAX {
@@ -565,8 +572,7 @@ impl Client {
                 Failure::Unreachable(why)
             });
         }
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN
-        {
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(Failure::Unreachable(format!(
                 "HTTP {}: the query API refused the credentials (bearer_token_file, basic_auth_file, headers)",
                 status.as_u16()

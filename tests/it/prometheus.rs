@@ -132,7 +132,9 @@ fn scrape_config(targets: &[(u64, String)], ids: bool) -> String {
     for (id, addr) in targets {
         s.push_str(&format!("      - targets: [\"{addr}\"]\n"));
         if ids {
-            s.push_str(&format!("        labels:\n          droplet_id: \"{id}\"\n"));
+            s.push_str(&format!(
+                "        labels:\n          droplet_id: \"{id}\"\n"
+            ));
         }
     }
     s
@@ -206,11 +208,16 @@ const DOC_EXPRESSIONS: [&str; 2] = [
 /// source section.
 fn config(sim: &Sim, name: &str, source: &str) -> String {
     let text = std::fs::read_to_string(&sim.cfg).unwrap();
-    let mut text = text.replace(
+    let text = text.replace(
         "state_file = \"state.json\"",
         &format!("state_file = \"state-{name}.json\""),
     );
     assert!(text.contains(&format!("state-{name}.json")));
+    // Prometheus' rate divides by the whole range: it is the slope only once the engine holds
+    // a range's worth of samples (docs/operations.md). A test of seconds uses a range of
+    // seconds; the direct scrape's two passes are 2 s apart, inside it too.
+    assert!(text.contains("[5m]"));
+    let mut text = text.replace("[5m]", "[10s]");
     text.push_str("\n[[group.policy]]\nname = \"guide\"\nscale = \"up\"\nconditions = [\n");
     for (i, e) in DOC_EXPRESSIONS.iter().enumerate() {
         text.push_str(&format!(
@@ -244,7 +251,11 @@ fn per_droplet(eval: &Value) -> BTreeMap<(String, String), BTreeMap<String, Opti
                 .collect();
             out.insert(
                 (
-                    format!("{}/{}", p["name"].as_str().unwrap(), c["name"].as_str().unwrap()),
+                    format!(
+                        "{}/{}",
+                        p["name"].as_str().unwrap(),
+                        c["name"].as_str().unwrap()
+                    ),
                     c["expr"].as_str().unwrap().to_string(),
                 ),
                 values,
@@ -280,9 +291,8 @@ fn assert_agrees(engine: &str, direct: &Value, via: &Value) {
         let rate = k.1.contains("rate(") || k.1.contains("increase(");
         for (id, a) in dv {
             let a = a.unwrap_or_else(|| panic!("scrape source: {k:?} has no value for {id}"));
-            let b = vv[id].unwrap_or_else(|| {
-                panic!("{engine}: {k:?} has no value for droplet {id}: {via}")
-            });
+            let b = vv[id]
+                .unwrap_or_else(|| panic!("{engine}: {k:?} has no value for droplet {id}: {via}"));
             if rate {
                 assert!(close(a, b), "{engine}: {k:?} droplet {id}: {a} vs {b}");
             } else {
@@ -320,7 +330,7 @@ fn prometheus_and_victoriametrics_give_the_values_of_the_direct_scrape() {
     let direct_eval = ok(&["--config", &direct, "evaluate", "--output", "json"]).json();
 
     for e in prom.iter().chain(vm.iter()) {
-        e.wait_for_samples(targets.len(), 3);
+        e.wait_for_samples(targets.len(), 13);
         let label = if e.name == "Prometheus" {
             "droplet_id"
         } else {
@@ -351,7 +361,7 @@ fn prometheus_killed_mid_run_is_no_data_for_every_droplet_and_no_scale_down() {
     let sim = Sim::start(&["--droplets", "4"]);
     let targets = targets(&sim);
     let mut prom = start_prometheus(&bin, sim.dir.path(), &targets);
-    prom.wait_for_samples(targets.len(), 3);
+    prom.wait_for_samples(targets.len(), 13);
     let cfg = config(&sim, "prom", &format!("url = \"{}\"", prom.url));
     ok(&["--config", &cfg, "scrape"]);
     let eval = ok(&["--config", &cfg, "evaluate", "--output", "json"]).json();
@@ -368,7 +378,11 @@ fn prometheus_killed_mid_run_is_no_data_for_every_droplet_and_no_scale_down() {
     let _ = prom.child.wait();
     // scrape still exits 0: droplets without data are data.
     let r = ok(&["--config", &cfg, "scrape"]);
-    assert!(r.stderr.is_empty() || !r.stderr.contains("panic"), "{}", r.stderr);
+    assert!(
+        r.stderr.is_empty() || !r.stderr.contains("panic"),
+        "{}",
+        r.stderr
+    );
     let eval = ok(&["--config", &cfg, "evaluate", "--output", "json"]).json();
     let g = &eval["groups"][0];
     assert_eq!(g["evaluated"], 0, "{eval}");
@@ -392,7 +406,11 @@ fn prometheus_killed_mid_run_is_no_data_for_every_droplet_and_no_scale_down() {
     assert!(g["desired"].as_u64() >= g["current"].as_u64(), "{plan}");
     // The table says why too.
     let table = ok(&["--config", &cfg, "status"]);
-    assert!(table.stdout.contains("connection refused"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("connection refused"),
+        "{}",
+        table.stdout
+    );
 }
 
 /// A loopback stand-in for the query API that records every query and answers each with one
@@ -403,7 +421,11 @@ struct Recorder {
     headers: Arc<Mutex<Vec<String>>>,
 }
 
-fn serve_one(mut s: TcpStream, queries: &Mutex<Vec<(String, String)>>, headers: &Mutex<Vec<String>>) {
+fn serve_one(
+    mut s: TcpStream,
+    queries: &Mutex<Vec<(String, String)>>,
+    headers: &Mutex<Vec<String>>,
+) {
     let mut r = BufReader::new(s.try_clone().unwrap());
     let mut first = String::new();
     if r.read_line(&mut first).is_err() {
@@ -428,7 +450,11 @@ fn serve_one(mut s: TcpStream, queries: &Mutex<Vec<(String, String)>>, headers: 
     let form = if method == "POST" {
         String::from_utf8_lossy(&body).to_string()
     } else {
-        target.split_once('?').map(|x| x.1).unwrap_or("").to_string()
+        target
+            .split_once('?')
+            .map(|x| x.1)
+            .unwrap_or("")
+            .to_string()
     };
     let q = url::form_urlencoded::parse(form.as_bytes())
         .find(|(k, _)| k == "query")
@@ -489,7 +515,10 @@ fn a_500_droplet_group_costs_one_query_per_expression_per_pass() {
         .flat_map(|p| p["conditions"].as_array().unwrap().clone())
         .map(|c| c["expr"].as_str().unwrap().to_string())
         .chain(std::iter::once(
-            conf["group"][0]["target"]["expr"].as_str().unwrap().to_string(),
+            conf["group"][0]["target"]["expr"]
+                .as_str()
+                .unwrap()
+                .to_string(),
         ))
         .collect();
     exprs.sort();
@@ -500,7 +529,10 @@ fn a_500_droplet_group_costs_one_query_per_expression_per_pass() {
         .iter()
         .map(|p| p["conditions"].as_array().unwrap().len())
         .sum();
-    assert!(exprs.len() < conditions, "shared expressions are queried once");
+    assert!(
+        exprs.len() < conditions,
+        "shared expressions are queried once"
+    );
 
     let t0 = Instant::now();
     ok(&["--config", &direct, "scrape"]);
@@ -519,7 +551,10 @@ fn a_500_droplet_group_costs_one_query_per_expression_per_pass() {
             queries.len(),
             pass * (exprs.len() + 1),
             "{:?}",
-            queries.iter().map(|q| &q.1[..q.1.len().min(80)]).collect::<Vec<_>>()
+            queries
+                .iter()
+                .map(|q| &q.1[..q.1.len().min(80)])
+                .collect::<Vec<_>>()
         );
         // A 500-droplet matcher is long: sent as a POST form.
         assert!(queries.iter().all(|(m, _)| m == "POST"), "{queries:?}");
