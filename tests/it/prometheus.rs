@@ -370,7 +370,7 @@ fn prometheus_killed_mid_run_is_no_data_for_every_droplet_and_no_scale_down() {
     let plan = ok(&["--config", &cfg, "plan", "--output", "json"]).json();
     let g = &plan["groups"][0];
     assert!(
-        g["desired"].as_u64() < g["current"].as_u64(),
+        g["desired"].as_u64().unwrap() < g["current"].as_u64().unwrap(),
         "with Prometheus up the plan should scale down: {plan}"
     );
 
@@ -403,7 +403,10 @@ fn prometheus_killed_mid_run_is_no_data_for_every_droplet_and_no_scale_down() {
     let plan = ok(&["--config", &cfg, "plan", "--output", "json"]).json();
     let g = &plan["groups"][0];
     assert_eq!(g["destroy"].as_array().unwrap().len(), 0, "{plan}");
-    assert!(g["desired"].as_u64() >= g["current"].as_u64(), "{plan}");
+    assert!(
+        g["desired"].as_u64().unwrap() >= g["current"].as_u64().unwrap(),
+        "{plan}"
+    );
     // The table says why too.
     let table = ok(&["--config", &cfg, "status"]);
     assert!(
@@ -561,7 +564,7 @@ fn a_500_droplet_group_costs_one_query_per_expression_per_pass() {
     }
     let eval = ok(&["--config", &cfg, "evaluate", "--output", "json"]).json();
     assert_eq!(eval["groups"][0]["evaluated"], 500);
-    for (_, values) in per_droplet(&eval) {
+    for values in per_droplet(&eval).values() {
         assert_eq!(values.len(), 500);
         assert!(values.values().all(|v| *v == Some(0.25)), "{values:?}");
     }
