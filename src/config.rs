@@ -56,6 +56,11 @@ pub enum FileKind {
     UserData,
     /// The program of a `[[group.hook]]` command.
     HookProgram,
+    /// `[group.metrics.prometheus] bearer_token_file` or `basic_auth_file`: read by every
+    /// scrape of the group.
+    PrometheusSecret,
+    /// `[group.metrics.prometheus] ca_file`: PEM certificates.
+    CaFile,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +156,71 @@ pub struct Metrics {
     /// A page with more sample lines than this is refused (per droplet error): reading it
     /// would cost time and memory out of proportion (do-agent serves about a thousand).
     pub max_series: usize,
+    /// Where the series come from (`source`): each droplet's page, or a query API.
+    pub source: Source,
+}
+
+/// `[group.metrics] source`.
+#[derive(Debug, Clone, Default)]
+pub enum Source {
+    /// Each droplet's do-agent page, fetched directly (`"scrape"`).
+    #[default]
+    Scrape,
+    /// A Prometheus-compatible query API that evaluates the expressions (`"prometheus"`).
+    Prometheus(Prometheus),
+}
+
+impl Source {
+    /// Whether the source evaluates the expressions itself: the scrape then carries each
+    /// droplet's value per expression (see `model::series::expr_value_key`).
+    pub fn evaluates(&self) -> bool {
+        matches!(self, Source::Prometheus(_))
+    }
+
+    /// The word of the configuration.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Source::Scrape => "scrape",
+            Source::Prometheus(_) => "prometheus",
+        }
+    }
+}
+
+/// `[group.metrics.prometheus]`. Secrets are paths (read when a pass starts) or
+/// [`Hidden`]: `Debug` never shows a header value.
+#[derive(Debug, Clone)]
+pub struct Prometheus {
+    /// The base URL, without a trailing slash (`/api/v1/query` is appended).
+    pub url: String,
+    /// How a series names its droplet: a label holding the droplet id (`droplet_id`), or
+    /// `instance` holding `address:port` (the group's metrics address and port).
+    pub droplet_label: String,
+    pub bearer_token_file: Option<PathBuf>,
+    /// A file holding `user:password`.
+    pub basic_auth_file: Option<PathBuf>,
+    pub headers: Vec<(String, Hidden)>,
+    /// PEM certificates trusted besides the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Per query.
+    pub timeout: Duration,
+}
+
+/// A value of the configuration that is never shown (a header that may carry a credential):
+/// `Debug` prints a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Hidden(pub String);
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Prometheus {
+    /// Whether the droplet label holds `address:port` rather than the droplet id.
+    pub fn by_instance(&self) -> bool {
+        self.droplet_label == "instance"
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -381,6 +451,76 @@ mod tests {
     }
 
     const MIN: &str = "[[group]]\nname = \"web\"\ntag = \"web\"\nmin = 1\nmax = 3\n";
+
+    fn source_err(metrics: &str) -> String {
+        p(&format!("{MIN}{metrics}")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_metric_source_section_is_checked() {
+        // The default is today's scrape.
+        assert!(!p(MIN).unwrap().groups[0].metrics.source.evaluates());
+        let ok = p(&format!(
+            "{MIN}[group.metrics]\nsource = \"prometheus\"\n[group.metrics.prometheus]\nurl = \"https://prom.example.com/\"\nheaders = {{ X-Scope-OrgID = \"secret-tenant\" }}\n"
+        ))
+        .unwrap();
+        let Source::Prometheus(pr) = &ok.groups[0].metrics.source else {
+            panic!("not prometheus")
+        };
+        assert_eq!(pr.url, "https://prom.example.com");
+        assert_eq!(pr.droplet_label, "droplet_id");
+        assert_eq!(pr.timeout, Duration::from_secs(10));
+        // A header value never shows in Debug.
+        assert!(!format!("{ok:?}").contains("secret-tenant"));
+
+        let e = source_err("[group.metrics]\nsource = \"digitalocean\"\n");
+        assert!(
+            e.contains("group[web].metrics.source") && e.contains("not implemented yet"),
+            "{e}"
+        );
+        let e = source_err("[group.metrics]\nsource = \"prometheus\"\n");
+        assert!(
+            e.contains("needs a [group.metrics.prometheus] section"),
+            "{e}"
+        );
+        let e = source_err("[group.metrics.prometheus]\nurl = \"http://127.0.0.1:9090\"\n");
+        assert!(e.contains("source is not \"prometheus\""), "{e}");
+        let e = source_err("[group.metrics]\nsource = \"graphite\"\n");
+        assert!(
+            e.contains("\"scrape\", \"prometheus\" or \"digitalocean\""),
+            "{e}"
+        );
+        let pro = "[group.metrics]\nsource = \"prometheus\"\n[group.metrics.prometheus]\n";
+        let e = source_err(&format!("{pro}url = \"http://10.0.0.5:9090\"\n"));
+        assert!(
+            e.contains("metrics.prometheus.url") && e.contains("allow_insecure_http"),
+            "{e}"
+        );
+        assert!(p(&format!(
+            "{MIN}{pro}url = \"http://10.0.0.5:9090\"\nallow_insecure_http = true\n"
+        ))
+        .is_ok());
+        let e = source_err(&format!("{pro}url = \"https://u:pw@prom.example.com\"\n"));
+        assert!(e.contains("basic_auth_file") && !e.contains("pw@"), "{e}");
+        let e = source_err(&format!(
+            "{pro}url = \"https://p\"\ndroplet_label = \"a-b\"\n"
+        ));
+        assert!(e.contains("not a label name"), "{e}");
+        let e = source_err(&format!(
+            "{pro}url = \"https://p\"\nheaders = {{ X = \"a\\nb\" }}\n"
+        ));
+        assert!(
+            e.contains("not a valid HTTP header value") && !e.contains("a\nb"),
+            "{e}"
+        );
+        let e = source_err(&format!("{pro}url = \"https://p\"\ntimeout = \"0s\"\n"));
+        assert!(e.contains("metrics.prometheus.timeout"), "{e}");
+        let e = source_err(&format!("{pro}droplet_label = \"instance\"\n"));
+        assert!(
+            e.contains("metrics.prometheus.url") && e.contains("missing"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn minimal_group_gets_defaults() {

@@ -30,6 +30,7 @@
 //! are read straight from the key text, and regexes are compiled once at parse time.
 
 pub mod families;
+pub mod group;
 mod locate;
 
 use std::borrow::Cow;

@@ -311,9 +311,15 @@ pub fn evaluate_group(
     // policies both read the load averages).
     let mut columns: HashMap<&str, Column> = HashMap::new();
     for e in group.exprs() {
-        columns
-            .entry(e.text())
-            .or_insert_with(|| Column::compute(e, &inputs, &failed, group.min_reporting));
+        columns.entry(e.text()).or_insert_with(|| {
+            Column::compute(
+                e,
+                &inputs,
+                &failed,
+                group.min_reporting,
+                group.metrics.source.evaluates(),
+            )
+        });
     }
 
     let policies = group
@@ -426,8 +432,13 @@ impl Column {
         inputs: &[Input<'_>],
         failed: &[&ScrapedDroplet],
         min_reporting: f64,
+        evaluated_by_source: bool,
     ) -> Column {
-        let results = expr.eval_all(inputs.iter().map(|i| (i.cur, i.prev)));
+        let results = if evaluated_by_source {
+            inputs.iter().map(|i| by_source(expr, i)).collect()
+        } else {
+            expr.eval_all(inputs.iter().map(|i| (i.cur, i.prev)))
+        };
         let values: Vec<f64> = results
             .iter()
             .filter_map(|r| r.as_ref().ok().copied())
@@ -456,6 +467,22 @@ impl Column {
                 )
             })
             .clone()
+    }
+}
+
+/// A droplet's value of `expr` as a source that evaluates expressions (Prometheus) stored it
+/// in the scrape (see `series::expr_result`): the same rules as our own evaluation, a value
+/// that is not finite is no data.
+fn by_source(expr: &Expr, i: &Input<'_>) -> Result<f64, NoData> {
+    match crate::series::expr_result(i.cur.series, expr.text()) {
+        Some(Ok(v)) if v.is_finite() => Ok(v),
+        Some(Ok(v)) => Err(NoData(format!(
+            "the value is {v}, not a finite number (a NaN or infinite series, or a division by zero)"
+        ))),
+        Some(Err(why)) => Err(NoData(why)),
+        None => Err(NoData(
+            "the latest scrape holds no value of this expression from the group's source (made before the source changed?): run `doscale scrape`".into(),
+        )),
     }
 }
 

@@ -127,6 +127,28 @@ fn check_file(f: &NamedFile, strict: bool, found: &mut Findings) {
                 found.errors.push(place(msg));
             }
         }
+        FileKind::PrometheusSecret => {
+            if let Err(reason) = crate::sources::prometheus::read_credential(&f.path) {
+                found.errors.push(place(format!(
+                    "{reason}: every scrape of this group would find no data"
+                )));
+            }
+        }
+        FileKind::CaFile => {
+            let certs =
+                crate::secret::read_regular_file(&f.path, 4 * 1024 * 1024).and_then(|(pem, _)| {
+                    reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())
+                });
+            match certs {
+                Err(reason) => found.errors.push(place(format!(
+                    "{path}: {reason}: every scrape of this group would find no data"
+                ))),
+                Ok(c) if c.is_empty() => found.errors.push(place(format!(
+                    "{path} holds no PEM certificate: every scrape of this group would find no data"
+                ))),
+                Ok(_) => {}
+            }
+        }
     }
 }
 

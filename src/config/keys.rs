@@ -25,9 +25,13 @@ const FUNCTION: &str =
 /// the message then says what kind of value serde wanted, in plain words.
 pub(super) fn expected(schema: &str) -> Option<&'static str> {
     Some(match schema {
-        "state_file" | "metrics_textfile" | "api.token_file" | "group.template.user_data_file" => {
-            PATH
-        }
+        "state_file"
+        | "metrics_textfile"
+        | "api.token_file"
+        | "group.template.user_data_file"
+        | "group.metrics.prometheus.bearer_token_file"
+        | "group.metrics.prometheus.basic_auth_file"
+        | "group.metrics.prometheus.ca_file" => PATH,
         "plan_max_age"
         | "max_scrape_age"
         | "api.timeout"
@@ -35,6 +39,7 @@ pub(super) fn expected(schema: &str) -> Option<&'static str> {
         | "group.cooldown_down"
         | "group.warmup"
         | "group.metrics.timeout"
+        | "group.metrics.prometheus.timeout"
         | "group.health_check.timeout"
         | "group.health_check.interval"
         | "group.target.stabilization_down"
@@ -63,6 +68,16 @@ pub(super) fn expected(schema: &str) -> Option<&'static str> {
         "group.metrics.extra_metrics" => {
             "a list of metric names in quotes, e.g. [\"node_filesystem_avail_bytes\", \"myapp_*\"]"
         }
+        "group.metrics.source" => "one of \"scrape\", \"prometheus\" or \"digitalocean\"",
+        "group.metrics.prometheus" => "a table: [group.metrics.prometheus]",
+        "group.metrics.prometheus.url" => "a URL in quotes, e.g. \"http://127.0.0.1:9090\"",
+        "group.metrics.prometheus.droplet_label" => {
+            "a label name in quotes: \"droplet_id\" (the droplet id) or \"instance\" (address:port)"
+        }
+        "group.metrics.prometheus.headers" => {
+            "a table of header names and values in quotes, e.g. { X-Scope-OrgID = \"team-a\" }"
+        }
+        "group.metrics.prometheus.allow_insecure_http" => "true or false (without quotes)",
         "group.template" => "a table: [group.template]",
         "group.template.name" => "a name pattern in quotes with {n} or {rand}, e.g. \"web-{n}\"",
         "group.template.region" => "a region slug in quotes, e.g. \"sfo2\"",
@@ -111,6 +126,7 @@ fn words(schema: &str) -> Option<(&'static str, &'static str)> {
         "group.remove" => ("value", "\"newest\", \"oldest\" or \"least_loaded\""),
         "group.on_unhealthy" => ("value", "\"keep\" or \"destroy\""),
         "group.metrics.address" => ("address", "\"private\", \"public\" or \"ipv6\""),
+        "group.metrics.source" => ("source", "\"scrape\", \"prometheus\" or \"digitalocean\""),
         "group.policy.scale" => ("value", "\"up\" or \"down\""),
         "group.policy.match" => ("value", "\"all\" or \"any\""),
         "group.policy.conditions.op" => ("operator", "one of < <= > >= == !="),

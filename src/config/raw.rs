@@ -70,6 +70,31 @@ pub(super) struct RawMetrics {
     pub(super) max_body: Option<Spanned<String>>,
     pub(super) extra_metrics: Option<Vec<Spanned<String>>>,
     pub(super) max_series: Option<Spanned<i64>>,
+    pub(super) source: Option<Spanned<RawSource>>,
+    pub(super) prometheus: Option<Spanned<RawPrometheus>>,
+}
+
+/// `[group.metrics] source`: where the group's metrics come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum RawSource {
+    Scrape,
+    Prometheus,
+    Digitalocean,
+}
+
+/// `[group.metrics.prometheus]`: the query API of Prometheus or a compatible engine.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPrometheus {
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) droplet_label: Option<Spanned<String>>,
+    pub(super) bearer_token_file: Option<Spanned<String>>,
+    pub(super) basic_auth_file: Option<Spanned<String>>,
+    pub(super) headers: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    pub(super) ca_file: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
+    pub(super) allow_insecure_http: Option<bool>,
 }
 
 /// `[group.metrics] address`: [`AddressKind`] by its name, or by the API's name of the field.

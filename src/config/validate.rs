@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use super::raw::{
     RawApi, RawCondition, RawConfig, RawGroup, RawHealth, RawHook, RawMetrics, RawPolicy,
-    RawTarget, RawTemplate,
+    RawPrometheus, RawSource, RawTarget, RawTemplate,
 };
 use super::*;
 use crate::error::ConfigError;
@@ -467,12 +467,176 @@ impl<'a> Cx<'a> {
                 Some(c) => self.count(c, &k("metrics.max_series"), 1, 10_000_000)? as usize,
                 None => DEFAULT_MAX_SERIES,
             },
+            source: self.source(m, k)?,
         };
         if metrics.timeout.is_zero() {
             let s = m.timeout.as_ref().expect("set when zero");
             return Err(self.at(s.span(), &k("metrics.timeout"), "must be longer than 0s"));
         }
         Ok(metrics)
+    }
+
+    /// `[group.metrics] source` and its section (`[group.metrics.prometheus]`).
+    fn source(&self, m: &RawMetrics, k: KeyOf) -> Result<Source, ConfigError> {
+        let source = m.source.as_ref().map(|s| *s.get_ref());
+        match (source, &m.prometheus) {
+            (None | Some(RawSource::Scrape), None) => Ok(Source::Scrape),
+            (Some(RawSource::Digitalocean), _) => {
+                let s = m.source.as_ref().expect("set");
+                Err(self.at(s.span(), &k("metrics.source"), "source \"digitalocean\" (DigitalOcean's monitoring API) is not implemented yet: use \"scrape\" (each droplet's do-agent) or \"prometheus\" (a Prometheus-compatible query API)"))
+            }
+            (None | Some(RawSource::Scrape), Some(p)) => Err(self.at(
+                p.span(),
+                &k("metrics.prometheus"),
+                "a [group.metrics.prometheus] section is set but source is not \"prometheus\": add source = \"prometheus\" to [group.metrics], or remove the section",
+            )),
+            (Some(RawSource::Prometheus), None) => {
+                let s = m.source.as_ref().expect("set");
+                Err(self.at(s.span(), &k("metrics.source"), "source = \"prometheus\" needs a [group.metrics.prometheus] section with at least url, e.g. url = \"http://127.0.0.1:9090\""))
+            }
+            (Some(RawSource::Prometheus), Some(p)) => {
+                Ok(Source::Prometheus(self.prometheus(p.get_ref(), p.span(), k)?))
+            }
+        }
+    }
+
+    /// `[group.metrics.prometheus]`.
+    fn prometheus(
+        &self,
+        p: &RawPrometheus,
+        span: Range<usize>,
+        k: KeyOf,
+    ) -> Result<Prometheus, ConfigError> {
+        let key = |s: &str| k(&format!("metrics.prometheus.{s}"));
+        let Some(url) = &p.url else {
+            return Err(self.at(span, &key("url"), "missing: the base URL of the query API, e.g. url = \"http://127.0.0.1:9090\" (doscale appends /api/v1/query)"));
+        };
+        let text = url.get_ref().trim().trim_end_matches('/').to_string();
+        let parsed = url::Url::parse(&text).map_err(|e| {
+            self.at(url.span(), &key("url"), format!("not a URL ({e}): expected e.g. \"http://127.0.0.1:9090\" or \"https://prometheus.example.com\""))
+        })?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(self.at(url.span(), &key("url"), "the URL carries a user or password: put them in basic_auth_file (a file holding user:password) so that they are never printed"));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(self.at(url.span(), &key("url"), "the URL has a query or fragment: give the base URL only, e.g. \"http://127.0.0.1:9090\" or \"https://example.com/prometheus\""));
+        }
+        match parsed.scheme() {
+            "https" => {}
+            "http" => {
+                if crate::net::check_api_url(&text).is_err() && p.allow_insecure_http != Some(true)
+                {
+                    return Err(self.at(url.span(), &key("url"), "plain http:// is only allowed to a loopback address (queries and credentials would travel in clear): use https://, or set allow_insecure_http = true if the network is trusted"));
+                }
+            }
+            other => {
+                return Err(self.at(
+                    url.span(),
+                    &key("url"),
+                    format!("unsupported scheme {other:?}: use http:// or https://"),
+                ));
+            }
+        }
+        let droplet_label = match &p.droplet_label {
+            None => "droplet_id".to_string(),
+            Some(l) => {
+                let v = l.get_ref();
+                let valid = !v.is_empty()
+                    && !v.starts_with("__")
+                    && v.chars().enumerate().all(|(i, c)| {
+                        c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit())
+                    });
+                if !valid {
+                    return Err(self.at(l.span(), &key("droplet_label"), format!("{v:?} is not a label name: expected e.g. \"droplet_id\" (a label holding the droplet id) or \"instance\" (address:port)")));
+                }
+                v.clone()
+            }
+        };
+        let file = |s: &Option<Spanned<String>>, name: &str, kind: FileKind| {
+            s.as_ref().map(|s| {
+                let path = self.rel(s.get_ref());
+                self.named(kind, path.clone(), s.span(), &key(name));
+                path
+            })
+        };
+        let mut headers = Vec::new();
+        if let Some(h) = &p.headers {
+            for (name, value) in h.get_ref() {
+                let lower = name.to_ascii_lowercase();
+                // RFC 9110: a name is a token; a value is visible characters, spaces and tabs.
+                let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+                if name.is_empty() || !name.chars().all(token) {
+                    return Err(self.at(
+                        h.span(),
+                        &key("headers"),
+                        format!(
+                            "{:?} is not an HTTP header name",
+                            crate::clean::sanitize(name)
+                        ),
+                    ));
+                }
+                if value
+                    .chars()
+                    .any(|c| (c.is_control() && c != '\t') || c as u32 == 0x7f)
+                {
+                    // The value may be a credential: not quoted.
+                    return Err(self.at(h.span(), &key("headers"), format!("the value of header {name} is not a valid HTTP header value (control characters?)")));
+                }
+                if [
+                    "host",
+                    "content-type",
+                    "content-length",
+                    "transfer-encoding",
+                ]
+                .contains(&lower.as_str())
+                {
+                    return Err(self.at(
+                        h.span(),
+                        &key("headers"),
+                        format!("header {name} is set by doscale itself"),
+                    ));
+                }
+                headers.push((name.clone(), Hidden(value.clone())));
+            }
+        }
+        if p.bearer_token_file.is_some() && p.basic_auth_file.is_some() {
+            let s = p.basic_auth_file.as_ref().expect("set");
+            return Err(self.at(
+                s.span(),
+                &key("basic_auth_file"),
+                "both bearer_token_file and basic_auth_file are set: use one",
+            ));
+        }
+        if headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+            && (p.bearer_token_file.is_some() || p.basic_auth_file.is_some())
+        {
+            let s = p.headers.as_ref().expect("set");
+            return Err(self.at(s.span(), &key("headers"), "an Authorization header is set besides bearer_token_file or basic_auth_file: use one"));
+        }
+        let timeout = self.duration_or(&p.timeout, &key("timeout"), "10s")?;
+        if timeout.is_zero() {
+            let s = p.timeout.as_ref().expect("set when zero");
+            return Err(self.at(s.span(), &key("timeout"), "must be longer than 0s"));
+        }
+        Ok(Prometheus {
+            url: text,
+            droplet_label,
+            bearer_token_file: file(
+                &p.bearer_token_file,
+                "bearer_token_file",
+                FileKind::PrometheusSecret,
+            ),
+            basic_auth_file: file(
+                &p.basic_auth_file,
+                "basic_auth_file",
+                FileKind::PrometheusSecret,
+            ),
+            headers,
+            ca_file: file(&p.ca_file, "ca_file", FileKind::CaFile),
+            timeout,
+        })
     }
 
     /// `[group.metrics] extra_metrics`: metric names, or prefixes ending in `*`.

@@ -112,9 +112,59 @@ pub fn parse(key: &str) -> Option<(&str, Vec<(String, String)>)> {
     Some((name, labels))
 }
 
+/// The reserved series of a source that evaluates the expressions itself (a Prometheus
+/// query API): a droplet's value of an expression is stored as the series
+/// `doscale:expr{expr="<text>"}`, and why the source gave none as
+/// `doscale:expr_error{error="<why>",expr="<text>"}` (value NaN). Keys are shared by the
+/// droplets of a scrape and stored once per scrape, so a reason that every droplet shares
+/// costs one key. `:` makes them names no exporter serves by convention (recording rules).
+pub const EXPR_VALUE: &str = "doscale:expr";
+pub const EXPR_ERROR: &str = "doscale:expr_error";
+
+/// The key of a droplet's value of the expression `text`.
+pub fn expr_value_key(text: &str) -> String {
+    key(EXPR_VALUE, [("expr", text)])
+}
+
+/// The key that says why a droplet has no value of the expression `text`.
+pub fn expr_error_key(text: &str, why: &str) -> String {
+    key(EXPR_ERROR, [("error", why), ("expr", text)])
+}
+
+/// A droplet's value of the expression `text` as its source evaluated it: the value, or why
+/// there is none (`Err`). `None` when the droplet carries neither (the source never ran the
+/// expression for it).
+pub fn expr_result(map: &SeriesMap, text: &str) -> Option<Result<f64, String>> {
+    if let Some(v) = map.get(expr_value_key(text).as_str()) {
+        return Some(Ok(*v));
+    }
+    with_name(map, EXPR_ERROR).find_map(|(k, _, _)| {
+        let (_, labels) = parse(k)?;
+        let get = |n: &str| labels.iter().find(|(l, _)| l == n).map(|(_, v)| v.clone());
+        (get("expr").as_deref() == Some(text)).then(|| Err(get("error").unwrap_or_default()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expression_results_round_trip() {
+        let mut m = SeriesMap::new();
+        let e = r#"1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m]))"#;
+        m.insert(expr_value_key(e).into(), 0.25);
+        m.insert(
+            expr_error_key("node_load1", "HTTP 503: \"down\"").into(),
+            f64::NAN,
+        );
+        assert_eq!(expr_result(&m, e), Some(Ok(0.25)));
+        assert_eq!(
+            expr_result(&m, "node_load1"),
+            Some(Err("HTTP 503: \"down\"".into()))
+        );
+        assert_eq!(expr_result(&m, "node_load5"), None);
+    }
 
     #[test]
     fn keys_sort_labels_and_round_trip() {

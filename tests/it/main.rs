@@ -11,6 +11,7 @@ mod openapi;
 mod operator;
 mod operator_output;
 mod pipeline;
+mod prometheus;
 mod props;
 mod safety;
 mod tour;
