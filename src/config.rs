@@ -10,6 +10,7 @@ use crate::error::ConfigError;
 use crate::expr::Expr;
 use crate::model::AddressKind;
 
+pub mod digitalocean;
 mod keys;
 mod raw;
 mod validate;
@@ -135,8 +136,19 @@ pub const DEFAULT_MAX_DESTROY_SHARE: f64 = 0.5;
 /// `[group.metrics] max_series` unless set: twenty times what do-agent serves.
 pub const DEFAULT_MAX_SERIES: usize = 20_000;
 
+/// `[group.metrics] source`: where the group's series come from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Source {
+    /// Every droplet's do-agent page, fetched directly.
+    #[default]
+    Scrape,
+    /// DigitalOcean's monitoring API (`[group.metrics.digitalocean]`).
+    DigitalOcean(digitalocean::DoMonitoring),
+}
+
 #[derive(Debug, Clone)]
 pub struct Metrics {
+    pub source: Source,
     pub address: AddressKind,
     pub port: u16,
     pub path: String,

@@ -70,6 +70,17 @@ pub(super) struct RawMetrics {
     pub(super) max_body: Option<Spanned<String>>,
     pub(super) extra_metrics: Option<Vec<Spanned<String>>>,
     pub(super) max_series: Option<Spanned<i64>>,
+    pub(super) source: Option<Spanned<RawSource>>,
+    pub(super) digitalocean: Option<Spanned<super::digitalocean::RawDigitalOcean>>,
+}
+
+/// `[group.metrics] source`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawSource {
+    Scrape,
+    Prometheus,
+    Digitalocean,
 }
 
 /// `[group.metrics] address`: [`AddressKind`] by its name, or by the API's name of the field.

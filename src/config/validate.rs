@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use super::raw::{
     RawApi, RawCondition, RawConfig, RawGroup, RawHealth, RawHook, RawMetrics, RawPolicy,
-    RawTarget, RawTemplate,
+    RawSource, RawTarget, RawTemplate,
 };
 use super::*;
 use crate::error::ConfigError;
@@ -62,7 +62,7 @@ impl Cx<'_> {
         Ok(())
     }
 
-    fn duration(&self, s: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
+    pub(super) fn duration(&self, s: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
         parse_duration(s.get_ref()).map_err(|m| self.at(s.span(), key, m))
     }
 
@@ -78,7 +78,7 @@ impl Cx<'_> {
         }
     }
 
-    fn count(&self, v: &Spanned<i64>, key: &str, min: i64, max: i64) -> Result<u32, ConfigError> {
+    pub(super) fn count(&self, v: &Spanned<i64>, key: &str, min: i64, max: i64) -> Result<u32, ConfigError> {
         let n = *v.get_ref();
         if n < min || n > max {
             return Err(self.at(
@@ -90,7 +90,7 @@ impl Cx<'_> {
         Ok(n as u32)
     }
 
-    fn expr(&self, s: &Spanned<String>, key: &str) -> Result<Expr, ConfigError> {
+    pub(super) fn expr(&self, s: &Spanned<String>, key: &str) -> Result<Expr, ConfigError> {
         if let Some(e) = self.parsed.borrow().get(s.get_ref()) {
             return Ok(e.clone());
         }
@@ -330,6 +330,9 @@ impl<'a> Cx<'a> {
             None => None,
             Some(t) => Some(self.target(t.get_ref(), &k, extra)?),
         };
+        if matches!(metrics.source, Source::DigitalOcean(_)) {
+            self.digitalocean_series(g, &name)?;
+        }
         let mut hooks = Vec::new();
         for h in &g.hook {
             hooks.push(self.hook(h.get_ref(), &k)?);
@@ -445,7 +448,9 @@ impl<'a> Cx<'a> {
                 "expected a path starting with '/'",
             ));
         }
+        let source = self.source(m, k)?;
         let metrics = Metrics {
+            source,
             address,
             port,
             path,
@@ -473,6 +478,34 @@ impl<'a> Cx<'a> {
             return Err(self.at(s.span(), &k("metrics.timeout"), "must be longer than 0s"));
         }
         Ok(metrics)
+    }
+
+    /// `[group.metrics] source` and its sub-table.
+    fn source(&self, m: &RawMetrics, k: KeyOf) -> Result<Source, ConfigError> {
+        let source = m.source.as_ref().map(|s| (*s.get_ref(), s.span()));
+        if let (Some(d), false) = (
+            &m.digitalocean,
+            matches!(source, Some((RawSource::Digitalocean, _))),
+        ) {
+            return Err(self.at(
+                d.span(),
+                &k("metrics.digitalocean"),
+                "[group.metrics.digitalocean] is set but the group's source is not \"digitalocean\": add source = \"digitalocean\" to [group.metrics], or remove the table",
+            ));
+        }
+        Ok(match source {
+            None | Some((RawSource::Scrape, _)) => Source::Scrape,
+            Some((RawSource::Prometheus, span)) => {
+                return Err(self.at(
+                    span,
+                    &k("metrics.source"),
+                    "source \"prometheus\" is not implemented in this build: use \"scrape\" or \"digitalocean\"",
+                ))
+            }
+            Some((RawSource::Digitalocean, _)) => Source::DigitalOcean(
+                self.digitalocean(m.digitalocean.as_ref().map(|d| d.get_ref()), k)?,
+            ),
+        })
     }
 
     /// `[group.metrics] extra_metrics`: metric names, or prefixes ending in `*`.
@@ -796,7 +829,7 @@ impl<'a> Cx<'a> {
 }
 
 /// Where `name` stands in `expr` as a whole word (not part of a longer name).
-fn name_offset(expr: &str, name: &str) -> Option<usize> {
+pub(super) fn name_offset(expr: &str, name: &str) -> Option<usize> {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
     expr.match_indices(name).map(|(i, _)| i).find(|&i| {
         !expr[..i].chars().next_back().is_some_and(word)

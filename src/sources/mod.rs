@@ -2,9 +2,11 @@
 //! droplets (listed through the DigitalOcean API) and the series its expressions reference
 //! into a [`Scrape`]; `evaluate` and everything after it do not know which source filled it.
 //!
-//! Today's source is [`DoAgent`]: every droplet's do-agent page, fetched directly (see
-//! `scrape`). A new source implements [`MetricSource`] and is picked per group in
+//! [`DoAgent`]: every droplet's do-agent page, fetched directly (see `scrape`);
+//! [`digitalocean::DoMonitoringSource`]: DigitalOcean's monitoring API. A new source implements [`MetricSource`] and is picked per group in
 //! [`Configured`]; a droplet it has no data for carries an `error` ("no data"), never zeros.
+
+pub mod digitalocean;
 
 use color_eyre::Result;
 use indicatif::ProgressBar;
@@ -58,6 +60,11 @@ impl MetricSource for Configured {
         progress: Option<&ProgressBar>,
         clock: &dyn Clock,
     ) -> Result<Scrape> {
-        DoAgent.scrape(api, group, all, progress, clock)
+        match group.metrics.source {
+            crate::config::Source::Scrape => DoAgent.scrape(api, group, all, progress, clock),
+            crate::config::Source::DigitalOcean(_) => {
+                digitalocean::DoMonitoringSource.scrape(api, group, all, progress, clock)
+            }
+        }
     }
 }
