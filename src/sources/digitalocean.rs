@@ -173,7 +173,10 @@ impl MetricSource for DoMonitoringSource {
             Source::DigitalOcean(c) => c.clone(),
             _ => DoMonitoring::default(),
         };
-        let at = clock.now();
+        // The API takes whole seconds: the samples are as of this second, and so is the
+        // scrape (rates between passes divide by the same interval the samples span).
+        let now = clock.now();
+        let at = DateTime::<Utc>::from_timestamp(now.timestamp(), 0).unwrap_or(now);
         let listed = api.list_all(&group.tag).wrap_err_with(|| {
             format!(
                 "listing the droplets of group {} (tag {})",

@@ -46,7 +46,7 @@ conditions = [
   { name = "load15", expr = "node_load15", function = "mean", op = ">=", threshold = 1000 },
   { name = "mem", expr = "node_memory_MemFree_bytes + node_memory_Cached_bytes", function = "mean", op = "<=", threshold = 0 },
   { name = "avail", expr = "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes", function = "mean", op = "<=", threshold = 0 },
-  { name = "disk", expr = "node_filesystem_free_bytes / node_filesystem_size_bytes", function = "min", op = "<=", threshold = 0 },
+  { name = "disk", expr = "sum(node_filesystem_free_bytes) / sum(node_filesystem_size_bytes)", function = "min", op = "<=", threshold = 0 },
   { name = "cpu", expr = '1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m]))', function = "mean", op = ">=", threshold = 2 },
   { name = "rx", expr = 'rate(node_network_receive_bytes_total{device="eth0"}[5m])', function = "max", op = ">=", threshold = 1e15 },
   { name = "tx", expr = 'sum(rate(node_network_transmit_bytes_total[5m]))', function = "max", op = ">=", threshold = 1e15 },
@@ -114,9 +114,10 @@ fn the_monitoring_source_reads_what_a_scrape_reads() {
                 .starts_with("/v2/monitoring/metrics/droplet/")
         })
         .collect();
-    // 11 endpoints (cpu, load ×3, memory ×4, filesystem ×2, bandwidth inbound public,
-    // bandwidth outbound public and private) = 12 per droplet, 3 droplets, 2 passes.
-    assert_eq!(mon.len(), 12 * 3 * 2, "{mon:?}");
+    // cpu, load ×3, memory ×4, filesystem ×2, bandwidth inbound public (rx names eth0),
+    // outbound public and private (tx sums every device) = 13 per droplet, 3 droplets, 2
+    // passes.
+    assert_eq!(mon.len(), 13 * 3 * 2);
 }
 
 #[test]
