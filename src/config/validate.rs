@@ -78,7 +78,13 @@ impl Cx<'_> {
         }
     }
 
-    pub(super) fn count(&self, v: &Spanned<i64>, key: &str, min: i64, max: i64) -> Result<u32, ConfigError> {
+    pub(super) fn count(
+        &self,
+        v: &Spanned<i64>,
+        key: &str,
+        min: i64,
+        max: i64,
+    ) -> Result<u32, ConfigError> {
         let n = *v.get_ref();
         if n < min || n > max {
             return Err(self.at(

@@ -129,10 +129,7 @@ pub trait DoApi: Send + Sync {
 
     /// `GET /v2/monitoring/metrics/droplet/{endpoint}`: one request, never retried (the
     /// monitoring source budgets its requests: a 429 is an answer, not a reason to wait).
-    fn droplet_metric(
-        &self,
-        q: &monitoring::MetricQuery,
-    ) -> Result<monitoring::Metrics, ApiError> {
+    fn droplet_metric(&self, q: &monitoring::MetricQuery) -> Result<monitoring::Metrics, ApiError> {
         Err(ApiError::Transport {
             method: "GET".into(),
             path: format!("/v2/monitoring/metrics/droplet/{}", q.endpoint),
@@ -284,9 +281,7 @@ impl HttpApi {
                 }
             }
             let retry_wait = match &result {
-                Ok(resp)
-                    if resp.status() == StatusCode::TOO_MANY_REQUESTS && retry_throttled =>
-                {
+                Ok(resp) if resp.status() == StatusCode::TOO_MANY_REQUESTS && retry_throttled => {
                     Some(rate_limit_wait(resp.headers()).unwrap_or_else(|| backoff(attempt)))
                 }
                 Ok(resp) if resp.status().is_server_error() && idempotent => Some(backoff(attempt)),
@@ -534,10 +529,7 @@ impl DoApi for HttpApi {
         self.errors.load(Ordering::Relaxed)
     }
 
-    fn droplet_metric(
-        &self,
-        q: &monitoring::MetricQuery,
-    ) -> Result<monitoring::Metrics, ApiError> {
+    fn droplet_metric(&self, q: &monitoring::MetricQuery) -> Result<monitoring::Metrics, ApiError> {
         // Never retried (neither 5xx nor 429): every request counts against the budget, and
         // a droplet whose request failed is "no data" for this pass.
         self.json_with(Method::GET, &q.path(), None, false, false)

@@ -38,10 +38,7 @@ pub(crate) fn droplet_metric(
             "The resource you were accessing could not be found.",
         );
     }
-    let q: BTreeMap<&str, &str> = query
-        .split('&')
-        .filter_map(|p| p.split_once('='))
-        .collect();
+    let q: BTreeMap<&str, &str> = query.split('&').filter_map(|p| p.split_once('=')).collect();
     let Some(host_id) = q.get("host_id").and_then(|v| v.parse::<u64>().ok()) else {
         return bad("host_id is required: the droplet id");
     };
@@ -99,8 +96,10 @@ fn series(
             .map(|(i, t)| json!([t, format!("{}", f(i))]))
             .collect()
     };
-    let one = |labels: Value, f: &dyn Fn(usize) -> f64| json!({"metric": labels, "values": values(f)});
-    let gauge = |pick: fn(&Snapshot) -> f64| vec![one(json!({"host_id": host}), &|i| pick(&snaps[i]))];
+    let one =
+        |labels: Value, f: &dyn Fn(usize) -> f64| json!({"metric": labels, "values": values(f)});
+    let gauge =
+        |pick: fn(&Snapshot) -> f64| vec![one(json!({"host_id": host}), &|i| pick(&snaps[i]))];
     match metric {
         "cpu" => CPU_MODES
             .iter()
@@ -123,7 +122,13 @@ fn series(
             let free = metric == "filesystem_free";
             vec![one(
                 json!({"device": "/dev/vda", "fstype": "ext4", "host_id": host, "mountpoint": "/"}),
-                &|i| if free { snaps[i].fs_free } else { snaps[i].fs_size },
+                &|i| {
+                    if free {
+                        snaps[i].fs_free
+                    } else {
+                        snaps[i].fs_size
+                    }
+                },
             )]
         }
         "bandwidth" => {

@@ -324,8 +324,12 @@ fn fetch_droplet(
         let body = api
             .droplet_metric(&q)
             .map_err(|e| (e.to_string(), e.status() == Some(429)))?;
-        let got = map(need, &body, hour_start as f64, d.vcpus.unwrap_or(1))
-            .map_err(|e| (format!("{}: {e}", q.path().split('?').next().unwrap_or_default()), false))?;
+        let got = map(need, &body, hour_start as f64, d.vcpus.unwrap_or(1)).map_err(|e| {
+            (
+                format!("{}: {e}", q.path().split('?').next().unwrap_or_default()),
+                false,
+            )
+        })?;
         if got.is_empty() {
             return Err((
                 format!(
@@ -338,7 +342,10 @@ fn fetch_droplet(
         }
         for (k, v) in got {
             let (name, labels) = series::parse(&k).unwrap_or((m.family, Vec::new()));
-            let labels: Vec<(&str, &str)> = labels.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            let labels: Vec<(&str, &str)> = labels
+                .iter()
+                .map(|(a, b)| (a.as_str(), b.as_str()))
+                .collect();
             if keep.series(name, &labels) {
                 series.insert(k.as_str().into(), v);
             }
@@ -356,7 +363,10 @@ pub fn map(
     vcpus: u32,
 ) -> std::result::Result<Vec<(String, f64)>, String> {
     if body.status != "success" {
-        return Err(format!("status {:?}", crate::output::sanitize(&body.status)));
+        return Err(format!(
+            "status {:?}",
+            crate::output::sanitize(&body.status)
+        ));
     }
     let m = need.mapped;
     let mut out = Vec::new();
@@ -430,7 +440,10 @@ pub fn cost_line(group: &Group, cfg: &DoMonitoring) -> String {
             let total = n * per + listing_requests(n);
             let p = plan(cfg, listing_requests(n), None, per, n);
             let fits = if p.droplets < n {
-                format!(" (over budget_per_minute = {}: {} fit)", cfg.budget_per_minute, p.droplets)
+                format!(
+                    " (over budget_per_minute = {}: {} fit)",
+                    cfg.budget_per_minute, p.droplets
+                )
             } else {
                 String::new()
             };

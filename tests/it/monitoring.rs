@@ -131,13 +131,18 @@ conditions = [ { name = \"idle\", expr = \"node_load1\", function = \"max\", op 
     // check says what a pass costs.
     let c = ok(&["--config", &cfg, "check"]).stdout;
     assert!(
-        c.contains("1 requests per droplet per pass (load_1)") && c.contains("50 droplets = 51 (over budget_per_minute = 30: 29 fit)"),
+        c.contains("1 requests per droplet per pass (load_1)")
+            && c.contains("50 droplets = 51 (over budget_per_minute = 30: 29 fit)"),
         "{c}"
     );
     let n0 = sim.requests().len();
     let s = ok(&["--config", &cfg, "scrape", "--output", "json"]).json();
     let reqs = &sim.requests()[n0..];
-    assert!(reqs.len() <= 30, "{} requests for a budget of 30", reqs.len());
+    assert!(
+        reqs.len() <= 30,
+        "{} requests for a budget of 30",
+        reqs.len()
+    );
     let ds = droplets(&s);
     assert_eq!(ds.len(), 50);
     let short: Vec<&Value> = ds.iter().filter(|d| d["error"].is_string()).collect();
@@ -158,9 +163,10 @@ conditions = [ { name = \"idle\", expr = \"node_load1\", function = \"max\", op 
 
     // The hour: the headers say how much of it the token used (every request the simulator
     // saw so far); budget_per_hour is never passed.
-    let hourly = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("budget_per_minute = 30", "budget_per_minute = 250\nbudget_per_hour = 60");
+    let hourly = std::fs::read_to_string(&cfg).unwrap().replace(
+        "budget_per_minute = 30",
+        "budget_per_minute = 250\nbudget_per_hour = 60",
+    );
     std::fs::write(&cfg, hourly).unwrap();
     let before = sim.requests().len();
     let s = ok(&["--config", &cfg, "scrape", "--output", "json"]).json();
@@ -173,7 +179,10 @@ conditions = [ { name = \"idle\", expr = \"node_load1\", function = \"max\", op 
             .iter()
             .filter_map(|d| d["error"].as_str().map(String::from))
             .collect();
-        assert!(!errs.is_empty() && errs[0].contains("budget_per_hour = 60"), "{errs:?}");
+        assert!(
+            !errs.is_empty() && errs[0].contains("budget_per_hour = 60"),
+            "{errs:?}"
+        );
     }
     assert!(after > before, "the listing at least");
 }
@@ -187,8 +196,11 @@ conditions = [ { name = \"reads\", expr = \"sum(rate(node_disk_read_bytes_total[
     let r = run(&["--config", &cfg, "check"]);
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
-        r.stderr.contains("`group[web].policy[io].conditions[reads].expr`")
-            && r.stderr.contains("`node_disk_read_bytes_total` is not served by the DigitalOcean monitoring API"),
+        r.stderr
+            .contains("`group[web].policy[io].conditions[reads].expr`")
+            && r.stderr.contains(
+                "`node_disk_read_bytes_total` is not served by the DigitalOcean monitoring API"
+            ),
         "{}",
         r.stderr
     );
@@ -258,7 +270,10 @@ fn monitoring_requests_and_responses_follow_the_openapi_spec() {
             }
         }
         for name in query.keys() {
-            assert!(params.contains_key(name), "{path}: {name} is not a parameter of the spec");
+            assert!(
+                params.contains_key(name),
+                "{path}: {name} is not a parameter of the spec"
+            );
         }
         // host_id, start and end: the droplet id and whole Unix seconds, start before end
         let start: i64 = query["start"].parse().unwrap();
@@ -271,7 +286,10 @@ fn monitoring_requests_and_responses_follow_the_openapi_spec() {
 
     // What the simulator answers is the spec's `metrics`, with the rate-limit headers; and
     // the check can fail.
-    let client = reqwest::blocking::Client::builder().no_proxy().build().unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap();
     let id = droplets(&ok(&["--config", &cfg, "scrape", "--output", "json"]).json())[0]["id"]
         .as_u64()
         .unwrap();
@@ -283,7 +301,11 @@ fn monitoring_requests_and_responses_follow_the_openapi_spec() {
             ""
         };
         let resp = client
-            .get(format!("{}{e}?host_id={id}{extra}&start={}&end={now}", sim.url, now - 300))
+            .get(format!(
+                "{}{e}?host_id={id}{extra}&start={}&end={now}",
+                sim.url,
+                now - 300
+            ))
             .bearer_auth("t")
             .send()
             .unwrap();
@@ -293,7 +315,10 @@ fn monitoring_requests_and_responses_follow_the_openapi_spec() {
         let body: Value = resp.json().unwrap();
         let errs = errors(&metrics, &body);
         assert!(errs.is_empty(), "{e}: {body}: {errs:?}");
-        assert!(!body["data"]["result"][0]["values"].as_array().unwrap().is_empty());
+        assert!(!body["data"]["result"][0]["values"]
+            .as_array()
+            .unwrap()
+            .is_empty());
         // doscale reads it
         serde_json::from_value::<doscale::do_api::monitoring::Metrics>(body).unwrap();
     }
@@ -319,7 +344,10 @@ fn monitoring_requests_and_responses_follow_the_openapi_spec() {
     // A request without its required parameters is refused by the simulator, as the spec
     // makes them required.
     let r = client
-        .get(format!("{}/v2/monitoring/metrics/droplet/bandwidth?host_id={id}&start=1&end=2", sim.url))
+        .get(format!(
+            "{}/v2/monitoring/metrics/droplet/bandwidth?host_id={id}&start=1&end=2",
+            sim.url
+        ))
         .bearer_auth("t")
         .send()
         .unwrap();

@@ -106,7 +106,10 @@ fn the_headers_bound_the_hour() {
     assert_eq!(plan(&c, 1, Some(small), 10, 50).droplets, 10);
 }
 
-fn body(results: Vec<(Vec<(&str, &str)>, Vec<(f64, f64)>)>) -> Metrics {
+/// One series of a response: its labels and (time, value) samples.
+type Series<'a> = (Vec<(&'a str, &'a str)>, Vec<(f64, f64)>);
+
+fn body(results: Vec<Series<'_>>) -> Metrics {
     Metrics {
         status: "success".into(),
         data: MetricsData {
@@ -118,7 +121,10 @@ fn body(results: Vec<(Vec<(&str, &str)>, Vec<(f64, f64)>)>) -> Metrics {
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v.to_string()))
                         .collect(),
-                    values: values.into_iter().map(|(t, v)| (Stamp(t), Num(v))).collect(),
+                    values: values
+                        .into_iter()
+                        .map(|(t, v)| (Stamp(t), Num(v)))
+                        .collect(),
                 })
                 .collect(),
         },
@@ -145,10 +151,22 @@ fn cpu_seconds_are_shared_among_the_cpus_as_a_counter() {
     assert_eq!(
         got,
         [
-            (r#"node_cpu_seconds_total{cpu="0",mode="idle"}"#.to_string(), 50.0),
-            (r#"node_cpu_seconds_total{cpu="1",mode="idle"}"#.to_string(), 50.0),
-            (r#"node_cpu_seconds_total{cpu="0",mode="user"}"#.to_string(), 4.0),
-            (r#"node_cpu_seconds_total{cpu="1",mode="user"}"#.to_string(), 4.0),
+            (
+                r#"node_cpu_seconds_total{cpu="0",mode="idle"}"#.to_string(),
+                50.0
+            ),
+            (
+                r#"node_cpu_seconds_total{cpu="1",mode="idle"}"#.to_string(),
+                50.0
+            ),
+            (
+                r#"node_cpu_seconds_total{cpu="0",mode="user"}"#.to_string(),
+                4.0
+            ),
+            (
+                r#"node_cpu_seconds_total{cpu="1",mode="user"}"#.to_string(),
+                4.0
+            ),
         ]
     );
 }
@@ -218,7 +236,10 @@ fn bandwidth_is_integrated_since_the_hour_began() {
         1,
     )
     .unwrap();
-    assert_eq!(got[0].0, r#"node_network_transmit_bytes_total{device="eth1"}"#);
+    assert_eq!(
+        got[0].0,
+        r#"node_network_transmit_bytes_total{device="eth1"}"#
+    );
 }
 
 /// An API with `n` active droplets that answers every monitoring request with one sample,
@@ -331,16 +352,19 @@ fn a_condition_on_a_series_the_api_lacks_is_a_config_error() {
     let e = crate::config::parse(Path::new("t.toml"), &text, &Default::default()).unwrap_err();
     assert_eq!(e.key, "group[web].policy[up].conditions[load1].expr");
     assert!(
-        e.msg
-            .contains("`node_disk_read_bytes_total` is not served by the DigitalOcean monitoring API"),
+        e.msg.contains(
+            "`node_disk_read_bytes_total` is not served by the DigitalOcean monitoring API"
+        ),
         "{}",
         e.msg
     );
     // The same condition on the scrape source is fine.
-    let scrape = text.replace("source = \"digitalocean\"", "source = \"scrape\"").replace(
-        "[group.metrics.digitalocean]\nbudget_per_minute = 100\n",
-        "",
-    );
+    let scrape = text
+        .replace("source = \"digitalocean\"", "source = \"scrape\"")
+        .replace(
+            "[group.metrics.digitalocean]\nbudget_per_minute = 100\n",
+            "",
+        );
     crate::config::parse(Path::new("t.toml"), &scrape, &Default::default()).unwrap();
     // The sub-table without the source is refused, not ignored.
     let orphan = GROUP.replace("source = \"digitalocean\"\n", "");
@@ -356,6 +380,12 @@ fn check_says_what_a_pass_costs() {
         line.contains("5 requests per droplet per pass (cpu, load_1, memory_cached, memory_free, bandwidth (public, inbound))"),
         "{line}"
     );
-    assert!(line.contains("50 droplets = 251 (over budget_per_minute = 100: 19 fit)"), "{line}");
-    assert!(line.contains("10 droplets = 51,") || line.contains("10 droplets = 51;"), "{line}");
+    assert!(
+        line.contains("50 droplets = 251 (over budget_per_minute = 100: 19 fit)"),
+        "{line}"
+    );
+    assert!(
+        line.contains("10 droplets = 51,") || line.contains("10 droplets = 51;"),
+        "{line}"
+    );
 }
