@@ -10,6 +10,7 @@ use crate::error::ConfigError;
 use crate::expr::Expr;
 use crate::model::AddressKind;
 
+pub mod digitalocean;
 mod keys;
 mod raw;
 mod validate;
@@ -168,6 +169,8 @@ pub enum Source {
     Scrape,
     /// A Prometheus-compatible query API that evaluates the expressions (`"prometheus"`).
     Prometheus(Prometheus),
+    /// DigitalOcean's monitoring API (`"digitalocean"`, `[group.metrics.digitalocean]`).
+    DigitalOcean(digitalocean::DoMonitoring),
 }
 
 impl Source {
@@ -182,6 +185,7 @@ impl Source {
         match self {
             Source::Scrape => "scrape",
             Source::Prometheus(_) => "prometheus",
+            Source::DigitalOcean(_) => "digitalocean",
         }
     }
 }
@@ -473,9 +477,12 @@ mod tests {
         // A header value never shows in Debug.
         assert!(!format!("{ok:?}").contains("secret-tenant"));
 
-        let e = source_err("[group.metrics]\nsource = \"digitalocean\"\n");
+        let e = source_err(
+            "[group.metrics]\nsource = \"digitalocean\"\n[group.metrics.prometheus]\nurl = \"http://127.0.0.1:9090\"\n",
+        );
         assert!(
-            e.contains("group[web].metrics.source") && e.contains("not implemented yet"),
+            e.contains("group[web].metrics.prometheus")
+                && e.contains("source is not \"prometheus\""),
             "{e}"
         );
         let e = source_err("[group.metrics]\nsource = \"prometheus\"\n");

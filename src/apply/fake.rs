@@ -168,6 +168,7 @@ fn droplet(id: u64, name: &str, status: &str, tags: Vec<String>) -> Droplet {
         name: name.into(),
         status: status.into(),
         created_at: "2026-01-01T00:00:00Z".into(),
+        vcpus: None,
         tags,
         networks: Networks {
             v4: vec![NetworkV4 {

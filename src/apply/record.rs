@@ -72,6 +72,7 @@ impl DoApi for Recorder<'_> {
                     name: n.clone(),
                     status: "new".into(),
                     created_at: String::new(),
+                    vcpus: None,
                     tags: req.tags.clone(),
                     networks: Default::default(),
                 })

@@ -59,7 +59,14 @@ pub fn run(ctx: &super::Ctx, args: &CheckArgs) -> Result<()> {
     }
     let ok = found.errors.is_empty();
     if ctx.json {
-        let groups: Vec<_> = c.groups.iter().map(|g| serde_json::json!({"name": g.name, "tag": g.tag, "min": g.min, "max": g.max, "policies": g.policies.len(), "target": g.target.is_some()})).collect();
+        let groups: Vec<_> = c.groups.iter().map(|g| {
+            let mut v = serde_json::json!({"name": g.name, "tag": g.tag, "min": g.min, "max": g.max, "policies": g.policies.len(), "target": g.target.is_some()});
+            if let crate::config::Source::DigitalOcean(d) = &g.metrics.source {
+                v["monitoring_requests_per_droplet"] = crate::sources::digitalocean::needs(g, false).len().into();
+                v["monitoring_cost"] = crate::sources::digitalocean::cost_line(g, d).into();
+            }
+            v
+        }).collect();
         crate::output::print(&format!(
             "{}\n",
             serde_json::json!({"config": c.path, "ok": ok, "strict": args.strict, "groups": groups,
@@ -82,6 +89,15 @@ pub fn run(ctx: &super::Ctx, args: &CheckArgs) -> Result<()> {
             c.groups.len(),
             names.join(", ")
         ));
+        // What a pass costs in API requests, for groups on the monitoring API.
+        for g in &c.groups {
+            if let crate::config::Source::DigitalOcean(d) = &g.metrics.source {
+                crate::output::print(&format!(
+                    "{}\n",
+                    crate::sources::digitalocean::cost_line(g, d)
+                ));
+            }
+        }
     }
     if ok {
         return Ok(());

@@ -63,12 +63,16 @@ pub(super) fn expected(schema: &str) -> Option<&'static str> {
         "group.metrics.port" => "a port number from 1 to 65535",
         "group.metrics.path" => "a URL path in quotes, e.g. \"/\"",
         "group.metrics.concurrency" => "a whole number from 1 to 4096",
+        "group.metrics.source" => "one of \"scrape\", \"prometheus\" or \"digitalocean\"",
+        "group.metrics.digitalocean" => "a table: [group.metrics.digitalocean]",
+        "group.metrics.digitalocean.budget_per_minute" => "a whole number from 1 to 250",
+        "group.metrics.digitalocean.budget_per_hour" => "a whole number from 1 to 5000",
+        "group.metrics.digitalocean.window" => DURATION,
         "group.metrics.max_series" => "a whole number from 1 to 10000000",
         "group.metrics.max_body" => "a size in quotes such as \"4MB\" or \"512KiB\"",
         "group.metrics.extra_metrics" => {
             "a list of metric names in quotes, e.g. [\"node_filesystem_avail_bytes\", \"myapp_*\"]"
         }
-        "group.metrics.source" => "one of \"scrape\", \"prometheus\" or \"digitalocean\"",
         "group.metrics.prometheus" => "a table: [group.metrics.prometheus]",
         "group.metrics.prometheus.url" => "a URL in quotes, e.g. \"http://127.0.0.1:9090\"",
         "group.metrics.prometheus.droplet_label" => {

@@ -72,6 +72,7 @@ pub(super) struct RawMetrics {
     pub(super) max_series: Option<Spanned<i64>>,
     pub(super) source: Option<Spanned<RawSource>>,
     pub(super) prometheus: Option<Spanned<RawPrometheus>>,
+    pub(super) digitalocean: Option<Spanned<super::digitalocean::RawDigitalOcean>>,
 }
 
 /// `[group.metrics] source`: where the group's metrics come from.

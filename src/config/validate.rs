@@ -62,7 +62,7 @@ impl Cx<'_> {
         Ok(())
     }
 
-    fn duration(&self, s: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
+    pub(super) fn duration(&self, s: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
         parse_duration(s.get_ref()).map_err(|m| self.at(s.span(), key, m))
     }
 
@@ -78,7 +78,13 @@ impl Cx<'_> {
         }
     }
 
-    fn count(&self, v: &Spanned<i64>, key: &str, min: i64, max: i64) -> Result<u32, ConfigError> {
+    pub(super) fn count(
+        &self,
+        v: &Spanned<i64>,
+        key: &str,
+        min: i64,
+        max: i64,
+    ) -> Result<u32, ConfigError> {
         let n = *v.get_ref();
         if n < min || n > max {
             return Err(self.at(
@@ -90,7 +96,7 @@ impl Cx<'_> {
         Ok(n as u32)
     }
 
-    fn expr(&self, s: &Spanned<String>, key: &str) -> Result<Expr, ConfigError> {
+    pub(super) fn expr(&self, s: &Spanned<String>, key: &str) -> Result<Expr, ConfigError> {
         if let Some(e) = self.parsed.borrow().get(s.get_ref()) {
             return Ok(e.clone());
         }
@@ -330,6 +336,9 @@ impl<'a> Cx<'a> {
             None => None,
             Some(t) => Some(self.target(t.get_ref(), &k, extra)?),
         };
+        if matches!(metrics.source, Source::DigitalOcean(_)) {
+            self.digitalocean_series(g, &name)?;
+        }
         let mut hooks = Vec::new();
         for h in &g.hook {
             hooks.push(self.hook(h.get_ref(), &k)?);
@@ -445,7 +454,9 @@ impl<'a> Cx<'a> {
                 "expected a path starting with '/'",
             ));
         }
+        let source = self.source(m, k)?;
         let metrics = Metrics {
+            source,
             address,
             port,
             path,
@@ -467,7 +478,6 @@ impl<'a> Cx<'a> {
                 Some(c) => self.count(c, &k("metrics.max_series"), 1, 10_000_000)? as usize,
                 None => DEFAULT_MAX_SERIES,
             },
-            source: self.source(m, k)?,
         };
         if metrics.timeout.is_zero() {
             let s = m.timeout.as_ref().expect("set when zero");
@@ -476,16 +486,23 @@ impl<'a> Cx<'a> {
         Ok(metrics)
     }
 
-    /// `[group.metrics] source` and its section (`[group.metrics.prometheus]`).
+    /// `[group.metrics] source` and its section (`[group.metrics.prometheus]`,
+    /// `[group.metrics.digitalocean]`).
     fn source(&self, m: &RawMetrics, k: KeyOf) -> Result<Source, ConfigError> {
         let source = m.source.as_ref().map(|s| *s.get_ref());
+        if let (Some(d), false) = (&m.digitalocean, source == Some(RawSource::Digitalocean)) {
+            return Err(self.at(
+                d.span(),
+                &k("metrics.digitalocean"),
+                "[group.metrics.digitalocean] is set but the group's source is not \"digitalocean\": add source = \"digitalocean\" to [group.metrics], or remove the table",
+            ));
+        }
         match (source, &m.prometheus) {
             (None | Some(RawSource::Scrape), None) => Ok(Source::Scrape),
-            (Some(RawSource::Digitalocean), _) => {
-                let s = m.source.as_ref().expect("set");
-                Err(self.at(s.span(), &k("metrics.source"), "source \"digitalocean\" (DigitalOcean's monitoring API) is not implemented yet: use \"scrape\" (each droplet's do-agent) or \"prometheus\" (a Prometheus-compatible query API)"))
-            }
-            (None | Some(RawSource::Scrape), Some(p)) => Err(self.at(
+            (Some(RawSource::Digitalocean), None) => Ok(Source::DigitalOcean(
+                self.digitalocean(m.digitalocean.as_ref().map(|d| d.get_ref()), k)?,
+            )),
+            (None | Some(RawSource::Scrape | RawSource::Digitalocean), Some(p)) => Err(self.at(
                 p.span(),
                 &k("metrics.prometheus"),
                 "a [group.metrics.prometheus] section is set but source is not \"prometheus\": add source = \"prometheus\" to [group.metrics], or remove the section",
@@ -960,7 +977,7 @@ impl<'a> Cx<'a> {
 }
 
 /// Where `name` stands in `expr` as a whole word (not part of a longer name).
-fn name_offset(expr: &str, name: &str) -> Option<usize> {
+pub(super) fn name_offset(expr: &str, name: &str) -> Option<usize> {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
     expr.match_indices(name).map(|(i, _)| i).find(|&i| {
         !expr[..i].chars().next_back().is_some_and(word)

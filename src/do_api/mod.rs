@@ -6,6 +6,7 @@
 //! work) is retried; anything else is left to the caller, which re-lists by tag and name.
 
 pub mod model;
+pub mod monitoring;
 pub mod pages;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -125,6 +126,21 @@ pub trait DoApi: Send + Sync {
     fn error_count(&self) -> u64 {
         0
     }
+
+    /// `GET /v2/monitoring/metrics/droplet/{endpoint}`: one request, never retried (the
+    /// monitoring source budgets its requests: a 429 is an answer, not a reason to wait).
+    fn droplet_metric(&self, q: &monitoring::MetricQuery) -> Result<monitoring::Metrics, ApiError> {
+        Err(ApiError::Transport {
+            method: "GET".into(),
+            path: format!("/v2/monitoring/metrics/droplet/{}", q.endpoint),
+            msg: "this client does not serve the monitoring API".into(),
+        })
+    }
+
+    /// The rate-limit headers of the latest response, if any came.
+    fn rate_limit(&self) -> Option<monitoring::RateLimit> {
+        None
+    }
 }
 
 /// The API of a stage that needs none (`evaluate`, `plan`): every call is refused, so a
@@ -170,6 +186,8 @@ pub struct HttpApi {
     token: Secret,
     client: Client,
     errors: AtomicU64,
+    /// The rate-limit headers of the latest response (for the monitoring source's budget).
+    limits: std::sync::Mutex<Option<monitoring::RateLimit>>,
 }
 
 impl std::fmt::Debug for HttpApi {
@@ -203,6 +221,7 @@ impl HttpApi {
             token,
             client,
             errors: AtomicU64::new(0),
+            limits: Default::default(),
         })
     }
 
@@ -226,6 +245,18 @@ impl HttpApi {
         body: Option<&serde_json::Value>,
         idempotent: bool,
     ) -> Result<Response, ApiError> {
+        self.send_with(method, path_and_query, body, idempotent, true)
+    }
+
+    /// [`send`](Self::send); `retry_throttled = false` returns a 429 at once.
+    fn send_with(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&serde_json::Value>,
+        idempotent: bool,
+        retry_throttled: bool,
+    ) -> Result<Response, ApiError> {
         let path_only = path_and_query
             .split('?')
             .next()
@@ -244,8 +275,13 @@ impl HttpApi {
             }
             tracing::debug!(method = %method, path = %path_and_query, attempt, "API request");
             let result = rb.send();
+            if let Ok(resp) = &result {
+                if let Some(l) = monitoring::RateLimit::from_headers(resp.headers()) {
+                    *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = Some(l);
+                }
+            }
             let retry_wait = match &result {
-                Ok(resp) if resp.status() == StatusCode::TOO_MANY_REQUESTS => {
+                Ok(resp) if resp.status() == StatusCode::TOO_MANY_REQUESTS && retry_throttled => {
                     Some(rate_limit_wait(resp.headers()).unwrap_or_else(|| backoff(attempt)))
                 }
                 Ok(resp) if resp.status().is_server_error() && idempotent => Some(backoff(attempt)),
@@ -310,7 +346,18 @@ impl HttpApi {
         body: Option<&serde_json::Value>,
         idempotent: bool,
     ) -> Result<T, ApiError> {
-        let resp = self.send(method.clone(), path, body, idempotent)?;
+        self.json_with(method, path, body, idempotent, true)
+    }
+
+    fn json_with<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        idempotent: bool,
+        retry_throttled: bool,
+    ) -> Result<T, ApiError> {
+        let resp = self.send_with(method.clone(), path, body, idempotent, retry_throttled)?;
         if !resp.status().is_success() {
             return Err(self.error_from(&method, path, resp));
         }
@@ -480,6 +527,16 @@ impl DoApi for HttpApi {
 
     fn error_count(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
+    }
+
+    fn droplet_metric(&self, q: &monitoring::MetricQuery) -> Result<monitoring::Metrics, ApiError> {
+        // Never retried (neither 5xx nor 429): every request counts against the budget, and
+        // a droplet whose request failed is "no data" for this pass.
+        self.json_with(Method::GET, &q.path(), None, false, false)
+    }
+
+    fn rate_limit(&self) -> Option<monitoring::RateLimit> {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

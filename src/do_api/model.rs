@@ -21,6 +21,9 @@ pub struct Droplet {
     pub tags: Vec<String>,
     #[serde(default)]
     pub networks: Networks,
+    /// The droplet's CPUs (the monitoring source shares its CPU seconds among them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpus: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

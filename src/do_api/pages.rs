@@ -193,6 +193,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
             tags: vec!["web".into()],
             networks: Default::default(),
+            vcpus: None,
         }
     }
 

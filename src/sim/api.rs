@@ -280,6 +280,12 @@ async fn route(
             _ => not_found(),
         },
         (&Method::GET, ["v2", "actions", id]) => get_action(sh, id),
+        (&Method::GET, ["v2", "monitoring", "metrics", "droplet", metric]) => {
+            let offset = Utc::now().timestamp_micros() as f64 / 1e6 - sh.t();
+            let (status, body) =
+                super::monitoring::droplet_metric(&sh.lock(), metric, query, |u| u as f64 - offset);
+            Out::json(status, body)
+        }
         (_, ["v2", "droplets"] | ["v2", "droplets", _] | ["v2", "actions", _]) => Out::error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",

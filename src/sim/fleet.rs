@@ -518,6 +518,14 @@ impl State {
         Some(snapshot_of(d, l, t))
     }
 
+    /// The numbers an active droplet serves at each simulator time of `ts` (for the
+    /// monitoring endpoints: not counted as scrapes).
+    pub fn snapshots(&self, id: u64, ts: impl Iterator<Item = f64>) -> Option<Vec<Snapshot>> {
+        let d = self.droplets.get(&id)?;
+        let l = d.load.as_ref()?;
+        Some(ts.map(|t| snapshot_of(d, l, t)).collect())
+    }
+
     /// The droplet as the API shows it (schema `droplet`).
     pub fn droplet_json(&self, d: &DropletRec) -> Value {
         let mut v4 = Vec::new();
@@ -549,6 +557,7 @@ impl State {
             created_at: api_time(&d.created_at),
             tags: d.tags.clone(),
             networks: Networks { v4, v6: Vec::new() },
+            vcpus: Some(d.size.vcpus),
         };
         let mut v = serde_json::to_value(base).expect("a droplet serialises");
         let obj = v.as_object_mut().expect("a droplet is an object");

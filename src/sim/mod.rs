@@ -21,6 +21,7 @@ mod api;
 mod faults;
 mod fleet;
 mod metrics;
+mod monitoring;
 mod serve;
 #[cfg(test)]
 mod tests;

@@ -2,12 +2,14 @@
 //! droplets (listed through the DigitalOcean API) and the series its expressions reference
 //! into a [`Scrape`]; `evaluate` and everything after it do not know which source filled it.
 //!
-//! Sources: [`DoAgent`], every droplet's do-agent page fetched directly (see `scrape`), and
-//! [`prometheus`], a Prometheus-compatible query API that evaluates the expressions itself.
+//! Sources: [`DoAgent`], every droplet's do-agent page fetched directly (see `scrape`);
+//! [`prometheus`], a Prometheus-compatible query API that evaluates the expressions itself;
+//! [`digitalocean::DoMonitoringSource`], DigitalOcean's monitoring API.
 //! A source implements [`MetricSource`] and is picked per group in [`Configured`] by
 //! `[group.metrics] source`; a droplet it has no data for carries an `error` ("no data"),
 //! never zeros.
 
+pub mod digitalocean;
 pub mod prometheus;
 
 use color_eyre::Result;
@@ -66,6 +68,9 @@ impl MetricSource for Configured {
             crate::config::Source::Scrape => DoAgent.scrape(api, group, all, progress, clock),
             crate::config::Source::Prometheus(cfg) => {
                 prometheus::scrape_group(api, group, cfg, progress, clock.now())
+            }
+            crate::config::Source::DigitalOcean(_) => {
+                digitalocean::DoMonitoringSource.scrape(api, group, all, progress, clock)
             }
         }
     }

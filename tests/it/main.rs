@@ -7,6 +7,7 @@ mod faults;
 mod foundation;
 mod hostile;
 mod man_page;
+mod monitoring;
 mod openapi;
 mod operator;
 mod operator_output;

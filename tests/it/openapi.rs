@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-fn spec() -> Value {
+pub fn spec() -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/digitalocean-openapi/DigitalOcean-public.v2.bundled.yaml"
@@ -76,13 +76,13 @@ fn to_json(y: serde_norway::Value) -> Value {
     }
 }
 
-fn validator(spec: &Value, schema: &str) -> jsonschema::Validator {
+pub fn validator(spec: &Value, schema: &str) -> jsonschema::Validator {
     let root =
         json!({"$ref": format!("#/components/schemas/{schema}"), "components": spec["components"]});
     jsonschema::validator_for(&root).expect("the schema compiles")
 }
 
-fn errors(v: &jsonschema::Validator, body: &Value) -> Vec<String> {
+pub fn errors(v: &jsonschema::Validator, body: &Value) -> Vec<String> {
     v.iter_errors(body)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect()
