@@ -32,3 +32,9 @@ pub fn sanitize_multiline(s: &str) -> String {
         })
         .collect()
 }
+
+/// ` by NAME` (sanitized) when a name is known, else nothing: who paused or set a group.
+pub fn by(who: Option<&str>) -> String {
+    who.map(|w| format!(" by {}", sanitize(w)))
+        .unwrap_or_default()
+}

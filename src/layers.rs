@@ -13,7 +13,8 @@ const CORE: &[&str] = &[
 
 /// The shell: files, network, clock, terminal.
 const SHELL: &[&str] = &[
-    "state", "do_api", "scrape", "sources", "apply", "cmd", "sim", "cli", "output", "textfile",
+    "state", "do_api", "scrape", "sources", "apply", "cmd", "sim", "pipeline", "clock", "cli",
+    "output", "textfile",
 ];
 
 /// `src/<module>.rs` and every file under `src/<module>/`.

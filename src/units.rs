@@ -54,6 +54,11 @@ pub fn dur(d: Duration) -> String {
 }
 
 /// An age for tables, two units at most: `42s`, `4m12s`, `3h5m`, `2d4h` (negative: `0s`).
+/// An instant to the second, in UTC: `2026-12-03T06:51:10Z`.
+pub fn instant(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 pub fn age(d: chrono::Duration) -> String {
     let s = d.num_seconds().max(0);
     if s >= 86_400 {

@@ -2,26 +2,22 @@
 //! one), or with `--dry-run` prints exactly the requests it would send and changes nothing.
 
 use chrono::Utc;
-use color_eyre::eyre::{bail, WrapErr};
 use color_eyre::Result;
 use serde_json::json;
 
-use crate::apply::{self, GroupReport, Saver};
-use crate::do_api::DoApi;
+use crate::apply::GroupReport;
 use crate::error::ExitCode;
 use crate::output::{self, sanitize};
-use crate::state::{State, Store};
 
 pub fn run(ctx: &super::Ctx, args: &crate::cli::ApplyArgs) -> Result<()> {
     let store = ctx.store()?;
     let mut state = store.load_latest(&[])?;
     super::rename_group::check_orphans(&ctx.config, &state)?;
     let api = ctx.api()?;
-    let reports = stage(
-        ctx,
-        api.as_ref(),
+    let reports = crate::pipeline::apply(
+        &ctx.env(api.as_ref()),
         &mut state,
-        &store,
+        Some(&store),
         args.dry_run,
         args.force,
     )?;
@@ -49,126 +45,6 @@ pub fn report_errors(reports: &[GroupReport]) -> Result<()> {
         return Err(ExitCode(1).into());
     }
     Ok(())
-}
-
-/// Applies every group's stored plan; `force` lifts the `max_destroy_share` guard.
-pub fn stage(
-    ctx: &super::Ctx,
-    api: &dyn DoApi,
-    state: &mut State,
-    store: &Store,
-    dry_run: bool,
-    force: bool,
-) -> Result<Vec<GroupReport>> {
-    let now = Utc::now();
-    // Check every group's plan before touching anything.
-    let mut plans = Vec::new();
-    let mut reports = Vec::new();
-    for g in &ctx.config.groups {
-        let gs = state.group_mut(&g.name);
-        if let Some(p) = &gs.paused {
-            // Nothing is sent for a paused group, whatever its stored plan says (made before
-            // the pause, say), and its pending operations wait too.
-            reports.push(GroupReport {
-                name: g.name.clone(),
-                skipped: Some(format!(
-                    "paused since {}{}: nothing sent, `doscale resume {}` to resume",
-                    super::pause::at(p.since),
-                    super::pause::by(p.by.as_deref()),
-                    g.name
-                )),
-                ..Default::default()
-            });
-            continue;
-        }
-        let Some(plan) = gs.plan.clone() else {
-            bail!(
-                "group {}: there is no plan to apply: run `doscale plan` first (or `doscale run --dry-run` for a whole fresh pass)",
-                g.name
-            );
-        };
-        if plan.applied_at.is_some() {
-            bail!(
-                "group {}: the stored plan was already applied: run `doscale plan` for a new one (or `doscale run`)",
-                g.name
-            );
-        }
-        let age = (now - plan.at).to_std().unwrap_or_default();
-        if age > ctx.config.plan_max_age {
-            bail!(
-                "group {}: the plan is {} old, older than plan_max_age ({}): run `doscale plan` again (or `doscale run --dry-run` for a whole fresh pass)",
-                g.name,
-                output::age(now - plan.at),
-                humantime::format_duration(ctx.config.plan_max_age)
-            );
-        }
-        // The hard guard (issue 14.10), whatever made the plan: never more than
-        // max_destroy_share of the group destroyed in one pass without --force.
-        let allowed = crate::plan::destroy_allowed(plan.current, g.max_destroy_share);
-        if plan.destroy.len() as u32 > allowed && !force {
-            bail!(
-                "group {}: the plan destroys {} of {} droplets, more than max_destroy_share {}% allows in one pass ({allowed}): nothing was sent. Check the plan (`doscale plan`); if it is right, run `doscale apply --force`, or raise max_destroy_share or lower max_step_down",
-                g.name,
-                plan.destroy.len(),
-                plan.current,
-                g.max_destroy_share * 100.0
-            );
-        }
-        let listing = api
-            .list_all(&g.tag)
-            .wrap_err_with(|| format!("listing group {} before applying", g.name))?;
-        let mut ids: Vec<u64> = listing.iter().map(|d| d.id).collect();
-        ids.sort_unstable();
-        if ids != plan.based_on {
-            let gone: Vec<String> = plan
-                .based_on
-                .iter()
-                .filter(|i| !ids.contains(i))
-                .map(u64::to_string)
-                .collect();
-            let new: Vec<String> = ids
-                .iter()
-                .filter(|i| !plan.based_on.contains(i))
-                .map(u64::to_string)
-                .collect();
-            bail!(
-                "group {}: the droplets changed since the plan was made (gone: {}; new: {}): run `doscale plan` again (or `doscale run --dry-run` for a whole fresh pass)",
-                g.name,
-                if gone.is_empty() { "none".into() } else { gone.join(", ") },
-                if new.is_empty() { "none".into() } else { new.join(", ") }
-            );
-        }
-        plans.push((g, plan, listing));
-    }
-    let saver = Saver {
-        store: if dry_run { None } else { Some(store) },
-    };
-    for (g, plan, listing) in plans {
-        let rep = apply::apply_group(
-            api,
-            g,
-            &plan,
-            state,
-            &saver,
-            &listing,
-            ctx.config.api.consistency,
-            dry_run,
-        )?;
-        if !dry_run {
-            let gs = state.group_mut(&g.name);
-            if let Some(p) = gs.plan.as_mut() {
-                p.applied_at = Some(Utc::now());
-            }
-            // A `doscale set` is consumed by the plan that carried it out (not by one made
-            // before a newer `set`): the policies rule again from the next plan.
-            if plan.carries_set.is_some() && gs.manual.as_ref().map(|m| m.at) == plan.carries_set {
-                gs.manual = None;
-            }
-            saver.save(state)?;
-        }
-        reports.push(rep);
-    }
-    Ok(reports)
 }
 
 pub fn render_text(reports: &[GroupReport], dry_run: bool) -> String {

@@ -52,6 +52,7 @@ pub fn run(g: &Global, args: &DemoArgs) -> Result<()> {
     )?;
     let store = Store::open(&ctx.config.state_file, None)?;
     let mut state = store.load()?;
+    let env = ctx.env(&api);
     let interval = Duration::from_secs_f64(args.interval.clamp(0.2, 60.0));
 
     output::print(&format!(
@@ -69,16 +70,16 @@ pub fn run(g: &Global, args: &DemoArgs) -> Result<()> {
             args.rounds
         ));
         std::thread::sleep(Duration::from_millis(300));
-        super::scrape::stage(&ctx, &api, &mut state, false)?;
+        crate::pipeline::scrape(&env, &mut state, false)?;
         std::thread::sleep(interval);
-        super::scrape::stage(&ctx, &api, &mut state, false)?;
+        crate::pipeline::scrape(&env, &mut state, false)?;
         store.save(&state)?;
         output::print(&super::scrape::render_table(&ctx, &state));
-        let _evals = super::evaluate::stage(&ctx, &mut state)?;
-        let plans = super::plan::stage(&ctx, &mut state)?;
+        crate::pipeline::evaluate(&env, &mut state)?;
+        let plans = crate::pipeline::plan(&env, &mut state)?;
         store.save(&state)?;
         output::print(&super::plan::render_table(&plans, &ctx.style));
-        let reports = super::apply::stage(&ctx, &api, &mut state, &store, false, false)?;
+        let reports = crate::pipeline::apply(&env, &mut state, Some(&store), false, false)?;
         store.save(&state)?;
         output::print(&super::apply::render_text(&reports, false));
         output::print("\n");

@@ -2,19 +2,17 @@
 //! the same scrape is allowed), stores the evaluation and prints a table per group.
 
 use chrono::Utc;
-use color_eyre::eyre::bail;
 use color_eyre::Result;
 use comfy_table::{Cell, Color};
 use serde_json::json;
 
 use crate::output::{self, sanitize};
-use crate::policy::{self, Coverage, GroupEvaluation};
-use crate::state::State;
+use crate::policy::{Coverage, GroupEvaluation};
 
 pub fn run(ctx: &super::Ctx) -> Result<()> {
     let store = ctx.store()?;
     let mut state = store.load()?;
-    let evals = stage(ctx, &mut state)?;
+    let evals = crate::pipeline::evaluate(&ctx.env(&crate::do_api::Offline), &mut state)?;
     store.save(&state)?;
     if ctx.json {
         output::print_json(&JsonOut {
@@ -25,43 +23,6 @@ pub fn run(ctx: &super::Ctx) -> Result<()> {
         output::print(&render_table(&evals, &ctx.style));
     }
     Ok(())
-}
-
-/// Evaluates every group's latest scrape into `state`.
-pub fn stage(ctx: &super::Ctx, state: &mut State) -> Result<Vec<GroupEvaluation>> {
-    let now = Utc::now();
-    let mut out = Vec::new();
-    for g in &ctx.config.groups {
-        let gs = state.group_mut(&g.name);
-        let Some(cur) = gs.latest_scrape() else {
-            bail!(
-                "group {}: there is no scrape to evaluate yet: run `doscale scrape` first",
-                g.name
-            );
-        };
-        let age = now - cur.at;
-        if age.to_std().unwrap_or_default() > ctx.config.max_scrape_age {
-            bail!(
-                "group {}: the latest scrape is {} old, older than max_scrape_age ({}): run `doscale scrape` first",
-                g.name,
-                output::age(age),
-                humantime::format_duration(ctx.config.max_scrape_age)
-            );
-        }
-        let started = std::time::Instant::now();
-        let eval = policy::evaluate_group(g, cur, gs.previous_scrape(), now);
-        tracing::info!(
-            "group {}: evaluated {} droplets (decision core {:.2} ms)",
-            g.name,
-            cur.droplets.len(),
-            started.elapsed().as_secs_f64() * 1000.0
-        );
-        gs.evaluation = Some(eval.summary());
-        // A new evaluation makes the stored plan stale.
-        gs.plan = None;
-        out.push(eval);
-    }
-    Ok(out)
 }
 
 fn num(v: Option<f64>) -> String {

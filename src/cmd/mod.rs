@@ -249,6 +249,17 @@ impl Ctx {
         )?))
     }
 
+    /// The pipeline's environment for this command: the wall clock, the configured metric
+    /// sources, randomness from the OS.
+    pub fn env<'a>(&'a self, api: &'a dyn crate::do_api::DoApi) -> crate::pipeline::Env<'a> {
+        crate::pipeline::Env::new(
+            &self.config,
+            &crate::clock::SystemClock,
+            api,
+            &crate::sources::Configured,
+        )
+    }
+
     /// The state file, locked for the rest of the command.
     pub fn store(&self) -> Result<Store> {
         Store::open(&self.config.state_file, self.wait)

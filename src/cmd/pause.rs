@@ -3,12 +3,14 @@
 //! and `apply` sends nothing for it (not even to repair its bounds, nor to finish operations
 //! left pending) until it is resumed. Recorded in the state file, under its lock; no network.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use color_eyre::Result;
 use serde_json::json;
 
+use crate::clean::by;
 use crate::model::Paused;
 use crate::output::{self, sanitize};
+use crate::units::instant as at;
 
 pub fn pause(ctx: &super::Ctx, args: &crate::cli::GroupArg) -> Result<()> {
     let group = ctx.group(&args.group)?;
@@ -85,13 +87,4 @@ pub fn who() -> Option<String> {
         .filter_map(|k| std::env::var(k).ok())
         .map(|v| sanitize(v.trim()).chars().take(64).collect::<String>())
         .find(|v| !v.is_empty())
-}
-
-pub(super) fn at(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-pub(super) fn by(who: Option<&str>) -> String {
-    who.map(|w| format!(" by {}", sanitize(w)))
-        .unwrap_or_default()
 }

@@ -18,23 +18,9 @@ pub fn run(ctx: &super::Ctx, args: &crate::cli::RunArgs) -> Result<()> {
     let mut state = store.load()?;
     super::rename_group::check_orphans(&ctx.config, &state)?;
     let api = ctx.api()?;
-    let result = (|| -> Result<_> {
-        super::scrape::stage(ctx, api.as_ref(), &mut state, false)?;
-        store.save(&state)?;
-        let evals = super::evaluate::stage(ctx, &mut state)?;
-        store.save(&state)?;
-        let plans = super::plan::stage(ctx, &mut state)?;
-        store.save(&state)?;
-        let reports = super::apply::stage(
-            ctx,
-            api.as_ref(),
-            &mut state,
-            &store,
-            args.dry_run,
-            args.force,
-        )?;
-        Ok((evals, plans, reports))
-    })();
+    let env = ctx.env(api.as_ref());
+    let result = crate::pipeline::pass(&env, &mut state, Some(&store), args.dry_run, args.force)
+        .map(|p| (p.evaluations, p.plans, p.reports));
     let (evals, plans, reports) = match result {
         Ok(r) => r,
         Err(e) => {

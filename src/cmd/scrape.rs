@@ -2,15 +2,12 @@
 //! the scrape (the last two per group are kept) and show the load table.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 
 use chrono::Utc;
 use color_eyre::Result;
 use comfy_table::{Cell, Color};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-use crate::do_api::DoApi;
 use crate::model::{Scrape, ScrapedDroplet};
 use crate::output::{self, sanitize};
 use crate::state::State;
@@ -19,7 +16,7 @@ pub fn run(ctx: &super::Ctx, args: &crate::cli::ScrapeArgs) -> Result<()> {
     let store = ctx.store()?;
     let mut state = store.load()?;
     let api = ctx.api()?;
-    stage(ctx, api.as_ref(), &mut state, args.all)?;
+    crate::pipeline::scrape(&ctx.env(api.as_ref()), &mut state, args.all)?;
     store.save(&state)?;
     if ctx.json {
         output::print(&format!("{}\n", render_json(ctx, &state)));
@@ -27,73 +24,6 @@ pub fn run(ctx: &super::Ctx, args: &crate::cli::ScrapeArgs) -> Result<()> {
         output::print(&render_table(ctx, &state));
     }
     Ok(())
-}
-
-/// Scrapes every group into `state`. Fails only when a listing fails (then nothing of this
-/// pass is stored).
-pub fn stage(ctx: &super::Ctx, api: &dyn DoApi, state: &mut State, all: bool) -> Result<()> {
-    let mut scrapes = Vec::new();
-    for g in &ctx.config.groups {
-        let pb = progress_bar(&g.name);
-        let s = crate::scrape::scrape_group(api, g, all, pb.as_ref(), Utc::now)?;
-        if let Some(pb) = pb {
-            pb.finish_and_clear();
-        }
-        let failed = s.droplets.iter().filter(|d| d.error.is_some()).count();
-        tracing::info!(group = %g.name, droplets = s.droplets.len(), failed, "scraped");
-        if s.bad_lines > 0 {
-            tracing::warn!(
-                "group {}: {} metric line(s) could not be read faithfully and were left out, e.g. {}",
-                g.name,
-                s.bad_lines,
-                s.bad_line_example.as_deref().unwrap_or("?")
-            );
-        }
-        scrapes.push((g.name.clone(), s));
-    }
-    for (name, s) in scrapes {
-        let gs = state.group_mut(&name);
-        // The scrape that becomes the previous one keeps only what rates read from it.
-        if let (Some(g), Some(prev)) = (
-            ctx.config.groups.iter().find(|g| g.name == name),
-            gs.latest_scrape_mut(),
-        ) {
-            for d in &mut prev.droplets {
-                d.series.retain(|k, _| wanted_previous(g, k));
-            }
-        }
-        gs.push_scrape(s);
-    }
-    Ok(())
-}
-
-/// Series of a previous scrape that are still needed: counters under `rate`/`increase`, and
-/// the idle CPU counters for the load table's CPU %.
-fn wanted_previous(g: &crate::config::Group, key: &str) -> bool {
-    let Some((name, labels)) = crate::series::parse(key) else {
-        return false;
-    };
-    let labels: Vec<(&str, &str)> = labels
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    if name == "node_cpu_seconds_total" && labels.contains(&("mode", "idle")) {
-        return true;
-    }
-    g.exprs().any(|e| e.wants_previous(name, &labels))
-}
-
-fn progress_bar(group: &str) -> Option<ProgressBar> {
-    if !std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() {
-        return None;
-    }
-    let pb = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-    pb.set_style(
-        ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} droplets {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    pb.set_prefix(format!("scraping {group}"));
-    Some(pb)
 }
 
 /// Load figures of one droplet: load1, CPU utilisation (needs the previous scrape), bytes of

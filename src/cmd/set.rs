@@ -10,10 +10,11 @@ use chrono::Utc;
 use color_eyre::Result;
 use serde_json::json;
 
-use super::pause::{at, who};
+use super::pause::who;
 use crate::error::UsageError;
 use crate::model::ManualSize;
 use crate::output::{self, sanitize};
+use crate::units::instant as at;
 
 pub fn run(ctx: &super::Ctx, args: &crate::cli::SetArgs) -> Result<()> {
     let group = ctx.group(&args.group)?;

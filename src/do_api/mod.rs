@@ -127,6 +127,43 @@ pub trait DoApi: Send + Sync {
     }
 }
 
+/// The API of a stage that needs none (`evaluate`, `plan`): every call is refused, so a
+/// stage that should not talk to DigitalOcean cannot, and needs no token.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Offline;
+
+impl Offline {
+    fn refuse(method: &str, path: String) -> ApiError {
+        ApiError::Transport {
+            method: method.into(),
+            path,
+            msg: "this stage does not talk to the API (a bug if you see this)".into(),
+        }
+    }
+}
+
+impl DoApi for Offline {
+    fn list_by_tag(
+        &self,
+        tag: &str,
+        _on_page: &mut dyn FnMut(Vec<Droplet>),
+    ) -> Result<(), ApiError> {
+        Err(Self::refuse("GET", format!("/v2/droplets?tag_name={tag}")))
+    }
+    fn get_droplet(&self, id: u64) -> Result<Option<Droplet>, ApiError> {
+        Err(Self::refuse("GET", format!("/v2/droplets/{id}")))
+    }
+    fn create(&self, _req: &CreateRequest) -> Result<CreateResponse, ApiError> {
+        Err(Self::refuse("POST", "/v2/droplets".into()))
+    }
+    fn delete(&self, id: u64) -> Result<Deleted, ApiError> {
+        Err(Self::refuse("DELETE", format!("/v2/droplets/{id}")))
+    }
+    fn get_action(&self, id: u64) -> Result<Action, ApiError> {
+        Err(Self::refuse("GET", format!("/v2/actions/{id}")))
+    }
+}
+
 /// The real client.
 pub struct HttpApi {
     base: reqwest::Url,
