@@ -5,6 +5,7 @@
 //! Layout: `trace` (reading and resampling traces), `metrics` (the metrics, a pure function of
 //! the timeline), `synth` (synthetic traces), `plot` (the SVG), this module (the report).
 
+pub mod drive;
 pub mod metrics;
 pub mod plot;
 pub mod synth;
