@@ -125,3 +125,108 @@ pub fn run(
         metrics,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[api]
+url = "http://127.0.0.1:9"
+[[group]]
+name = "web"
+tag = "web"
+min = 1
+max = 3
+cooldown_up = "0s"
+cooldown_down = "0s"
+warmup = "0s"
+max_step_up = 5
+max_step_down = 5
+[group.template]
+name = "web-{n}"
+region = "nyc3"
+size = "s-2vcpu-4gb"
+image = "ubuntu-24-04-x64"
+tags = ["web"]
+[group.health_check]
+ports = [9110]
+interval = "1s"
+max_tries = 60
+[[group.policy]]
+name = "hot"
+scale = "up"
+step = 2
+conditions = [ { name = "cpu", expr = '1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m]))', function = "mean", op = ">", threshold = 0.8 } ]
+"#;
+
+    fn config() -> Config {
+        crate::config::parse(
+            std::path::Path::new("/tmp/bt.toml"),
+            CONFIG,
+            &Default::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// Three passes, by hand. Pass 0: load 1, the group starts at 1 droplet; no previous
+    /// scrape, so no CPU rate: nothing fires. Pass 1: load 3; the CPU over pass 0 → 1 was
+    /// 100 % (demand 1 on 1 droplet) > 80 %: `hot` adds 2, created at once and active 30 s
+    /// later, within the pass's wait. Pass 2: load 5, demand 5 above max 3: 3 active, desired
+    /// stays 3 (max), the shortfall counts as under-provisioning.
+    ///
+    /// d = 1 3 5, s = 1 1 3, p = 1 1 3, Δt = 60 s, T = 180 s:
+    /// θU = 100/180 · (2/3 · 60 + 2/5 · 60) = 35.56 %, τU = 66.67 %, θO = τO = 0,
+    /// instability 0 (supply never moves against demand), jitter = (1 − 2) / 0.05 h = −20/h,
+    /// droplet-hours = 5 · 60/3600 = 0.0833, oracle = (1 + 3 + 5) · 60/3600 = 0.15.
+    #[test]
+    fn three_passes_by_hand_and_demand_above_max() {
+        let trace = super::super::trace::parse(
+            "t.csv",
+            "2026-01-05T00:00:00Z,1\n2026-01-05T00:01:00Z,3\n2026-01-05T00:02:00Z,5\n".as_bytes(),
+        )
+        .unwrap();
+        let opts = Options {
+            capacity: 1.0,
+            interval: Duration::from_secs(60),
+            activate: Duration::from_secs(30),
+            start: 0,
+            steps: 3,
+            seed: 1,
+        };
+        let r = run(&config(), "bt.toml", &trace, &opts, None).unwrap();
+        let step = |t: &str, load: f64, demand, active, desired, created| Step {
+            t: at(t),
+            load,
+            demand,
+            active,
+            provisioned: active,
+            desired,
+            created,
+            destroyed: 0,
+            error: None,
+        };
+        assert_eq!(
+            r.timeline,
+            [
+                step("2026-01-05T00:00:00Z", 1.0, 1, 1, 1, 0),
+                step("2026-01-05T00:01:00Z", 3.0, 3, 1, 3, 2),
+                step("2026-01-05T00:02:00Z", 5.0, 5, 3, 3, 0),
+            ]
+        );
+        let m = &r.metrics;
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(close(m.theta_u, 100.0 / 180.0 * 64.0), "{m:?}");
+        assert!(close(m.tau_u, 200.0 / 3.0), "{m:?}");
+        assert!(close(m.theta_o, 0.0) && close(m.tau_o, 0.0), "{m:?}");
+        assert!(close(m.instability, 0.0), "{m:?}");
+        assert!(close(m.jitter, -20.0), "{m:?}");
+        assert!(close(m.droplet_hours, 5.0 / 60.0), "{m:?}");
+        assert!(close(m.oracle_droplet_hours, 0.15), "{m:?}");
+        assert_eq!((m.creates, m.destroys, m.errors), (2, 0, 0));
+    }
+}
