@@ -27,6 +27,8 @@ pub struct Env<'a> {
     pub clock: &'a dyn Clock,
     pub api: &'a dyn DoApi,
     pub source: &'a dyn MetricSource,
+    /// The health check of new droplets (TCP by default; `backtest` passes a simulated one).
+    pub probe: &'a dyn apply::HealthProbe,
     /// Randomness (the planner's name suffixes): seeded for reproducible runs.
     pub rng: RefCell<StdRng>,
     /// Progress bars on stderr while scraping (a terminal, not CI).
@@ -46,6 +48,7 @@ impl<'a> Env<'a> {
             clock,
             api,
             source,
+            probe: &apply::TcpProbe,
             rng: RefCell::new(StdRng::from_entropy()),
             progress: std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
         }
@@ -345,7 +348,11 @@ pub fn apply(
     };
     for (g, plan, listing) in plans {
         let rep = apply::apply_group(
-            api,
+            apply::Io {
+                api,
+                clock: env.clock,
+                probe: env.probe,
+            },
             g,
             &plan,
             state,
