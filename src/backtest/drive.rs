@@ -13,8 +13,10 @@ use indicatif::ProgressBar;
 use super::metrics::{self, Step};
 use super::trace::Trace;
 use super::{demand, Run};
+use crate::apply::ProbeError;
 use crate::clock::{Clock, ManualClock};
-use crate::config::Config;
+use crate::config::{Config, HealthCheck};
+use crate::do_api::model::Droplet;
 use crate::pipeline::{self, Env};
 use crate::sim::inproc::InProc;
 use crate::state::State;
@@ -57,9 +59,18 @@ pub fn run(
     // The group starts at the size the first step's demand needs, within its bounds.
     let initial = demand(trace.load_at(t0), opts.capacity).clamp(g.min, g.max);
     let fleet = InProc::new(opts.seed, &g.tag, initial, clock.clone(), opts.activate);
+    // A simulated droplet is healthy once active: it then serves every port.
+    let probe = |d: &Droplet, _: Option<&str>, _: &HealthCheck| {
+        if fleet.is_active(d.id) {
+            Ok(())
+        } else {
+            Err(ProbeError::Failed("not active yet".into()))
+        }
+    };
     let env = Env::new(config, clock.as_ref(), &fleet, &fleet).seeded(opts.seed);
     let env = Env {
         progress: false,
+        probe: &probe,
         ..env
     };
     let mut state = State::default();
