@@ -291,7 +291,12 @@ pub struct BacktestArgs {
     #[arg(long, default_value_t = 7.0, value_name = "N", requires = "synth")]
     pub days: f64,
     /// With --synth: time between two points.
-    #[arg(long, default_value = "1m", value_name = "DURATION", requires = "synth")]
+    #[arg(
+        long,
+        default_value = "1m",
+        value_name = "DURATION",
+        requires = "synth"
+    )]
     pub synth_step: String,
     /// With --synth: the load at the daily peak.
     #[arg(long, default_value_t = 20.0, value_name = "X", requires = "synth")]

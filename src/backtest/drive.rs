@@ -40,7 +40,10 @@ pub struct Options {
 impl Options {
     /// The scheduled time of pass `k` (from `start`).
     pub fn pass_time(&self, trace: &Trace, k: u64) -> DateTime<Utc> {
-        let ms = self.interval.as_millis().saturating_mul(u128::from(self.start + k));
+        let ms = self
+            .interval
+            .as_millis()
+            .saturating_mul(u128::from(self.start + k));
         trace.start() + chrono::Duration::milliseconds(ms.min(i64::MAX as u128) as i64)
     }
 }

@@ -84,8 +84,12 @@ const ROWS: [Row; 12] = [
     ("instability %", |m| pct(m.instability)),
     ("jitter (adaptations/h)", |m| format!("{:.2}", m.jitter)),
     ("droplet-hours", |m| format!("{:.1}", m.droplet_hours)),
-    ("oracle droplet-hours", |m| format!("{:.1}", m.oracle_droplet_hours)),
-    ("creates / destroys", |m| format!("{} / {}", m.creates, m.destroys)),
+    ("oracle droplet-hours", |m| {
+        format!("{:.1}", m.oracle_droplet_hours)
+    }),
+    ("creates / destroys", |m| {
+        format!("{} / {}", m.creates, m.destroys)
+    }),
     ("passes with errors", |m| m.errors.to_string()),
 ];
 

@@ -23,7 +23,11 @@ const COLOURS: [RGBColor; 6] = [
 
 /// The points of a step function: a point where the value changes (and its end), so a month
 /// of one-minute passes draws as its changes rather than 43 200 segments.
-fn step_points(line: &Line<'_>, start: chrono::DateTime<chrono::Utc>, end_h: f64) -> Vec<(f64, f64)> {
+fn step_points(
+    line: &Line<'_>,
+    start: chrono::DateTime<chrono::Utc>,
+    end_h: f64,
+) -> Vec<(f64, f64)> {
     let hours = |s: &Step| (s.t - start).num_milliseconds() as f64 / 3_600_000.0;
     let mut out: Vec<(f64, f64)> = Vec::new();
     let mut last: Option<u32> = None;

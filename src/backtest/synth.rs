@@ -177,15 +177,23 @@ mod tests {
 
     #[test]
     fn shapes_are_what_they_say() {
-        let max = |t: &crate::backtest::trace::Trace| {
-            t.points.iter().map(|p| p.load).fold(0.0, f64::max)
-        };
+        let max =
+            |t: &crate::backtest::trace::Trace| t.points.iter().map(|p| p.load).fold(0.0, f64::max);
         let at_h = |t: &crate::backtest::trace::Trace, h: usize| t.points[h * 60].load;
         let d = read(&generate(&spec(Kind::Diurnal)));
-        assert!(at_h(&d, 4) < 5.0 && at_h(&d, 16) > 18.0, "{} {}", at_h(&d, 4), at_h(&d, 16));
+        assert!(
+            at_h(&d, 4) < 5.0 && at_h(&d, 16) > 18.0,
+            "{} {}",
+            at_h(&d, 4),
+            at_h(&d, 16)
+        );
         assert!(max(&d) <= 20.0 * 1.03 + 0.01);
         let b = read(&generate(&spec(Kind::Bursty)));
-        assert!(max(&b) > 20.0 * 1.3, "bursts rise above the diurnal peak: {}", max(&b));
+        assert!(
+            max(&b) > 20.0 * 1.3,
+            "bursts rise above the diurnal peak: {}",
+            max(&b)
+        );
         let g = read(&generate(&spec(Kind::Growth)));
         assert!(g.points.last().unwrap().load > 2.5 * g.points[0].load);
         let f = read(&generate(&spec(Kind::FlashCrowd)));

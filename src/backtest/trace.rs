@@ -115,7 +115,9 @@ pub fn parse<R: BufRead>(name: &str, mut r: R) -> Result<Trace, ConfigError> {
                 name,
                 line_no,
                 MAX_LINE + 1,
-                format!("the line is longer than {MAX_LINE} bytes: not a trace of `time,load` lines"),
+                format!(
+                    "the line is longer than {MAX_LINE} bytes: not a trace of `time,load` lines"
+                ),
             ));
         }
         let Ok(text) = std::str::from_utf8(&buf) else {
@@ -153,7 +155,9 @@ pub fn parse<R: BufRead>(name: &str, mut r: R) -> Result<Trace, ConfigError> {
                         name,
                         line_no,
                         1,
-                        format!("more than {MAX_POINTS} points: resample the trace to coarser steps"),
+                        format!(
+                            "more than {MAX_POINTS} points: resample the trace to coarser steps"
+                        ),
                     ));
                 }
                 points.push(Point { t, load });
@@ -200,10 +204,7 @@ enum LineError {
 impl LineError {
     fn describe(self) -> (usize, String) {
         match self {
-            LineError::Fields(n) => (
-                1,
-                format!("want two fields `time,load`, found {n}"),
-            ),
+            LineError::Fields(n) => (1, format!("want two fields `time,load`, found {n}")),
             LineError::Time(col, s) => (
                 col,
                 format!(
@@ -248,7 +249,11 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') {
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
         return None;
     }
     let secs: f64 = s.parse().ok()?;
@@ -290,7 +295,16 @@ mod tests {
         let t = p("0,1\n90,5\n100,2\n").unwrap();
         let at = |s: i64| t.load_at(Utc.timestamp_opt(s, 0).unwrap());
         assert_eq!(
-            [at(-5), at(0), at(60), at(89), at(90), at(99), at(100), at(1000)],
+            [
+                at(-5),
+                at(0),
+                at(60),
+                at(89),
+                at(90),
+                at(99),
+                at(100),
+                at(1000)
+            ],
             [1.0, 1.0, 1.0, 1.0, 5.0, 5.0, 2.0, 2.0]
         );
         assert_eq!(t.passes(std::time::Duration::from_secs(60)), 2);
@@ -302,15 +316,27 @@ mod tests {
     fn bad_traces_name_file_line_and_column() {
         let cases = [
             ("", "t.csv: the trace has no points"),
-            ("time,load\n# only a header\n", "t.csv: the trace has no points"),
-            ("0,1\n60,2\n30,3\n", "t.csv:3:1: time 1970-01-01T00:00:30+00:00 is not after"),
-            ("0,1\n0,2\n", "t.csv:2:1: time 1970-01-01T00:00:00+00:00 is not after"),
+            (
+                "time,load\n# only a header\n",
+                "t.csv: the trace has no points",
+            ),
+            (
+                "0,1\n60,2\n30,3\n",
+                "t.csv:3:1: time 1970-01-01T00:00:30+00:00 is not after",
+            ),
+            (
+                "0,1\n0,2\n",
+                "t.csv:2:1: time 1970-01-01T00:00:00+00:00 is not after",
+            ),
             ("0,1\n60,-2\n", "t.csv:2:4: \"-2\" is not a load"),
             ("0,1\n60,lots\n", "t.csv:2:4: \"lots\" is not a load"),
             ("0,1\n60,NaN\n", "t.csv:2:4: \"NaN\" is not a load"),
             ("0,1\n60,inf\n", "t.csv:2:4: \"inf\" is not a load"),
             ("0,1\nnoon,2\n", "t.csv:2:1: \"noon\" is not a time"),
-            ("0,1\n60,2,3\n", "t.csv:2:1: want two fields `time,load`, found 3"),
+            (
+                "0,1\n60,2,3\n",
+                "t.csv:2:1: want two fields `time,load`, found 3",
+            ),
             ("0\n", "t.csv:1:1: want two fields `time,load`, found 1"),
             ("1e400,1\n", "t.csv:1:1: \"1e400\" is not a time"),
             ("0,1\n60,\u{1b}[31m\n", "t.csv:2:4: \"?[31m\" is not a load"),

@@ -95,8 +95,12 @@ pub fn run(g: &Global, args: &BacktestArgs) -> Result<()> {
             trace.name,
             crate::units::num(args.capacity)
         );
-        let svg = plot::render(&output::sanitize(&title), &lines, interval.as_secs_f64() / 3600.0)
-            .map_err(|e| color_eyre::eyre::eyre!("drawing the plot: {e}"))?;
+        let svg = plot::render(
+            &output::sanitize(&title),
+            &lines,
+            interval.as_secs_f64() / 3600.0,
+        )
+        .map_err(|e| color_eyre::eyre::eyre!("drawing the plot: {e}"))?;
         std::fs::write(svg_path, svg)
             .wrap_err_with(|| format!("writing the plot to {}", svg_path.display()))?;
     }
@@ -130,14 +134,18 @@ fn configs(g: &Global, args: &BacktestArgs) -> Result<Vec<(String, Config)>> {
         let mut config = super::load_config(&path)?;
         let names: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
         let pick = match (&args.group, names.as_slice()) {
-            (Some(n), _) => config.groups.iter().position(|g| &g.name == n).ok_or_else(|| {
-                UsageError(format!(
-                    "--group {}: {} has no such group (it has {})",
-                    output::sanitize(n),
-                    path.display(),
-                    names.join(", ")
-                ))
-            })?,
+            (Some(n), _) => config
+                .groups
+                .iter()
+                .position(|g| &g.name == n)
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "--group {}: {} has no such group (it has {})",
+                        output::sanitize(n),
+                        path.display(),
+                        names.join(", ")
+                    ))
+                })?,
             (None, [_]) => 0,
             (None, _) => {
                 return Err(UsageError(format!(

@@ -23,7 +23,7 @@ use crate::config::Group;
 use crate::do_api::model::{
     Action, ActionLink, CreateLinks, CreateRequest, CreateResponse, Droplet,
 };
-use crate::do_api::{ApiError, DoApi, Deleted};
+use crate::do_api::{ApiError, Deleted, DoApi};
 use crate::model::Scrape;
 use crate::sources::MetricSource;
 
@@ -92,7 +92,11 @@ impl InProc {
     /// Sets the fleet's demand in fully busy droplets (`PUT /_sim/load`): each active
     /// droplet's utilization is `min(demand / active, 1)`.
     pub fn set_demand(&self, demand: f64) {
-        let d = if demand.is_finite() { demand.max(0.0) } else { 0.0 };
+        let d = if demand.is_finite() {
+            demand.max(0.0)
+        } else {
+            0.0
+        };
         let (mut st, t, _) = self.now();
         st.set_demand(d, t);
     }
@@ -100,7 +104,10 @@ impl InProc {
     /// Droplets active, and new or active (billed), tagged `tag`, at the clock's now.
     pub fn counts(&self, tag: &str) -> (u32, u32) {
         let (st, _, _) = self.now();
-        let tagged = st.droplets.values().filter(|d| d.tags.iter().any(|t| t == tag));
+        let tagged = st
+            .droplets
+            .values()
+            .filter(|d| d.tags.iter().any(|t| t == tag));
         let (mut active, mut all) = (0, 0);
         for d in tagged {
             all += 1;

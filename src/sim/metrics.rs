@@ -453,12 +453,18 @@ mod tests {
             let mag = (i % 24) as i32 - 8;
             let v = (x >> 11) as f64 / (1u64 << 53) as f64 * 10f64.powi(mag);
             let v = if i % 3 == 0 { -v } else { v };
-            let v = if i % 5 == 0 { (v * 100.0).floor() / 100.0 } else { v };
+            let v = if i % 5 == 0 {
+                (v * 100.0).floor() / 100.0
+            } else {
+                v
+            };
             if v != 0.0 {
                 assert_eq!(go_float(v), two_pass(v), "{v:?}");
             }
         }
-        for v in [1e-4, 9.9999e-5, 1e5, 999_999.0, 1e6, 123_456.5, 1.0, 10.0, 100.0, 0.1] {
+        for v in [
+            1e-4, 9.9999e-5, 1e5, 999_999.0, 1e6, 123_456.5, 1.0, 10.0, 100.0, 0.1,
+        ] {
             assert_eq!(go_float(v), two_pass(v), "{v:?}");
         }
     }

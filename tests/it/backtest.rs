@@ -80,9 +80,21 @@ fn backtest_bad_traces_exit_2_naming_file_and_line() {
             "time,load\n0,1\n120,2\n60,3\n",
             "unsorted.csv:4:1: time 1970-01-01T00:01:00+00:00 is not after the previous line's",
         ),
-        ("negative.csv", "0,1\n60,-1\n", "negative.csv:2:4: \"-1\" is not a load"),
-        ("text.csv", "0,1\n60,many\n", "text.csv:2:4: \"many\" is not a load"),
-        ("time.csv", "0,1\nnoon,1\n", "time.csv:2:1: \"noon\" is not a time"),
+        (
+            "negative.csv",
+            "0,1\n60,-1\n",
+            "negative.csv:2:4: \"-1\" is not a load",
+        ),
+        (
+            "text.csv",
+            "0,1\n60,many\n",
+            "text.csv:2:4: \"many\" is not a load",
+        ),
+        (
+            "time.csv",
+            "0,1\nnoon,1\n",
+            "time.csv:2:1: \"noon\" is not a time",
+        ),
     ];
     for (name, text, want) in cases {
         let trace = d.write(name, text);
@@ -91,9 +103,20 @@ fn backtest_bad_traces_exit_2_naming_file_and_line() {
         assert!(r.stderr.contains(want), "{name}: {}", r.stderr);
         assert!(r.stdout.is_empty(), "{name}: {}", r.stdout);
     }
-    let r = run(&["backtest", "--config", &cfg, "--trace", "/nonexistent/t.csv"]);
+    let r = run(&[
+        "backtest",
+        "--config",
+        &cfg,
+        "--trace",
+        "/nonexistent/t.csv",
+    ]);
     assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stderr.contains("/nonexistent/t.csv: cannot read the trace"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("/nonexistent/t.csv: cannot read the trace"),
+        "{}",
+        r.stderr
+    );
     // A config error is the config's, exit 2 with its line.
     let bad = d.write("bad.toml", &config(5, 4, ""));
     let trace = d.write("ok.csv", "0,1\n60,1\n");
@@ -113,9 +136,20 @@ fn backtest_ten_gigabytes_of_garbage_in_bounded_memory() {
     f.set_len(10 << 30).unwrap();
     drop(f);
     let t0 = Instant::now();
-    let r = run(&["backtest", "--config", &cfg, "--trace", big.to_str().unwrap()]);
+    let r = run(&[
+        "backtest",
+        "--config",
+        &cfg,
+        "--trace",
+        big.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stderr.contains("big.csv:1:4097: the line is longer than 4096 bytes"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("big.csv:1:4097: the line is longer than 4096 bytes"),
+        "{}",
+        r.stderr
+    );
     assert!(t0.elapsed() < Duration::from_secs(10));
 
     // An endless stream of short garbage lines on stdin: the header is taken, line 2 is not.
@@ -143,7 +177,10 @@ fn backtest_ten_gigabytes_of_garbage_in_bounded_memory() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("-:2:1: \"abc\" is not a time"), "{stderr}");
-    assert!(sent < 1 << 30, "the reader stopped early: {sent} bytes were sent");
+    assert!(
+        sent < 1 << 30,
+        "the reader stopped early: {sent} bytes were sent"
+    );
 }
 
 #[test]
@@ -152,13 +189,23 @@ fn backtest_usage_errors() {
     let cfg = d.write("a.toml", &config(1, 4, ""));
     let two = d.write(
         "two.toml",
-        &format!("{}{}", config(1, 4, ""), "[[group]]\nname = \"api\"\ntag = \"api\"\nmin = 1\nmax = 2\n"),
+        &format!(
+            "{}{}",
+            config(1, 4, ""),
+            "[[group]]\nname = \"api\"\ntag = \"api\"\nmin = 1\nmax = 2\n"
+        ),
     );
     let trace = d.write("t.csv", "0,1\n60,2\n");
     let r = run(&["backtest", "--config", &two, "--trace", &trace]);
     assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stderr.contains("has 2 groups (web, api): pick the one"), "{}", r.stderr);
-    let r = run(&["backtest", "--config", &two, "--trace", &trace, "--group", "db"]);
+    assert!(
+        r.stderr.contains("has 2 groups (web, api): pick the one"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&[
+        "backtest", "--config", &two, "--trace", &trace, "--group", "db",
+    ]);
     assert_eq!(r.code, 2, "{}", r.all());
     for args in [
         vec!["--capacity", "0"],
@@ -174,7 +221,11 @@ fn backtest_usage_errors() {
     // Only backtest takes several configurations.
     let r = run(&["--config", &cfg, "--config", &cfg, "check"]);
     assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stderr.contains("--config is given 2 times"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--config is given 2 times"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -186,7 +237,9 @@ fn backtest_json_is_byte_identical_twice_and_the_table_and_plot_show_it() {
         "t.csv",
         "# minutes\ntime,load\n0,1\n300,3.5\n900,5.2\n1500,0.4\n2400,0.4\n",
     );
-    let args = ["backtest", "--config", &a, "--config", &b, "--trace", &trace, "-o", "json"];
+    let args = [
+        "backtest", "--config", &a, "--config", &b, "--trace", &trace, "-o", "json",
+    ];
     let one = ok(&args);
     let two = ok(&args);
     assert_eq!(one.stdout, two.stdout, "same config and trace, same bytes");
@@ -196,25 +249,59 @@ fn backtest_json_is_byte_identical_twice_and_the_table_and_plot_show_it() {
     for c in configs {
         let tl = c["timeline"].as_array().unwrap();
         assert_eq!(tl.len(), 41, "{c}");
-        for k in ["t", "load", "demand", "active", "provisioned", "desired", "created", "destroyed"] {
+        for k in [
+            "t",
+            "load",
+            "demand",
+            "active",
+            "provisioned",
+            "desired",
+            "created",
+            "destroyed",
+        ] {
             assert!(tl[0].get(k).is_some(), "timeline without {k}");
         }
         // The supply followed the demand up and down.
-        let max_active = tl.iter().map(|s| s["active"].as_u64().unwrap()).max().unwrap();
+        let max_active = tl
+            .iter()
+            .map(|s| s["active"].as_u64().unwrap())
+            .max()
+            .unwrap();
         assert!(max_active >= 5, "{c}");
-        assert!(c["metrics"]["creates"].as_u64().unwrap() >= 3, "{}", c["metrics"]);
-        assert!(c["metrics"]["destroys"].as_u64().unwrap() >= 3, "{}", c["metrics"]);
+        assert!(
+            c["metrics"]["creates"].as_u64().unwrap() >= 3,
+            "{}",
+            c["metrics"]
+        );
+        assert!(
+            c["metrics"]["destroys"].as_u64().unwrap() >= 3,
+            "{}",
+            c["metrics"]
+        );
     }
     assert_eq!(v["setup"]["steps"], 41);
     let svg = d.dir.path().join("plot.svg");
     let table = ok(&[
-        "backtest", "--config", &a, "--config", &b, "--trace", &trace, "--plot",
+        "backtest",
+        "--config",
+        &a,
+        "--config",
+        &b,
+        "--trace",
+        &trace,
+        "--plot",
         svg.to_str().unwrap(),
     ]);
-    for row in ["θU under-provisioning accuracy %", "jitter (adaptations/h)", "oracle droplet-hours"] {
+    for row in [
+        "θU under-provisioning accuracy %",
+        "jitter (adaptations/h)",
+        "oracle droplet-hours",
+    ] {
         assert!(table.stdout.contains(row), "{}", table.stdout);
     }
-    assert!(table.stdout.contains("a.toml (web 1..6)") && table.stdout.contains("b.toml (web 2..6)"));
+    assert!(
+        table.stdout.contains("a.toml (web 1..6)") && table.stdout.contains("b.toml (web 2..6)")
+    );
     let svg = std::fs::read_to_string(svg).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("active droplets: ") && svg.contains("demand"));
 }
@@ -222,13 +309,34 @@ fn backtest_json_is_byte_identical_twice_and_the_table_and_plot_show_it() {
 #[test]
 fn backtest_synth_writes_a_trace_it_reads_back() {
     let d = Dir::new();
-    let r = ok(&["backtest", "--synth", "flash-crowd", "--days", "0.5", "--peak", "3"]);
-    assert!(r.stdout.starts_with("# doscale backtest --synth flash-crowd"), "{}", r.stdout);
+    let r = ok(&[
+        "backtest",
+        "--synth",
+        "flash-crowd",
+        "--days",
+        "0.5",
+        "--peak",
+        "3",
+    ]);
+    assert!(
+        r.stdout
+            .starts_with("# doscale backtest --synth flash-crowd"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(r.stdout.lines().count(), 2 + 721);
     let trace = d.write("f.csv", &r.stdout);
     let cfg = d.write("a.toml", &config(1, 20, ""));
-    let out = ok(&["backtest", "--config", &cfg, "--trace", &trace, "--steps", "30", "-o", "json"]);
-    assert_eq!(out.json()["configs"][0]["timeline"].as_array().unwrap().len(), 30);
+    let out = ok(&[
+        "backtest", "--config", &cfg, "--trace", &trace, "--steps", "30", "-o", "json",
+    ]);
+    assert_eq!(
+        out.json()["configs"][0]["timeline"]
+            .as_array()
+            .unwrap()
+            .len(),
+        30
+    );
 }
 
 /// The same load sequence through the live pipeline (`doscale run` against `doscale sim`, a
@@ -238,14 +346,13 @@ fn backtest_synth_writes_a_trace_it_reads_back() {
 /// the live passes miss their schedule cannot tip a decision.
 #[test]
 fn backtest_decides_as_the_live_pipeline_against_doscale_sim() {
-    const LOADS: [f64; 13] = [2.0, 2.0, 2.0, 0.5, 0.5, 0.5, 0.5, 0.5, 3.0, 3.0, 3.0, 3.0, 3.0];
+    const LOADS: [f64; 13] = [
+        2.0, 2.0, 2.0, 0.5, 0.5, 0.5, 0.5, 0.5, 3.0, 3.0, 3.0, 3.0, 3.0,
+    ];
     const PASS: Duration = Duration::from_secs(2);
     let sim = Sim::start(&["--droplets", "2", "--activate-ms", "300", "--seed", "3"]);
     let port = sim.metrics_port();
-    let cfg = sim.config_with(
-        &body(1, 6, port, ""),
-        "",
-    );
+    let cfg = sim.config_with(&body(1, 6, port, ""), "");
     let mut live = Vec::new();
     let t0 = Instant::now();
     for (k, load) in LOADS.iter().enumerate() {
@@ -254,7 +361,10 @@ fn backtest_decides_as_the_live_pipeline_against_doscale_sim() {
             std::thread::sleep(wait);
         }
         sim.put("/_sim/load", serde_json::json!({ "demand": load }));
-        let r = run_env(&["--config", &cfg, "run", "-o", "json"], &[("DIGITALOCEAN_TOKEN", "x")]);
+        let r = run_env(
+            &["--config", &cfg, "run", "-o", "json"],
+            &[("DIGITALOCEAN_TOKEN", "x")],
+        );
         assert_eq!(r.code, 0, "pass {k}: {}", r.all());
         let v = r.json();
         let droplets = crate::common::droplets(&v["scrape"]);
@@ -277,8 +387,19 @@ fn backtest_decides_as_the_live_pipeline_against_doscale_sim() {
     let trace_path = sim.path("trace.csv");
     std::fs::write(&trace_path, trace).unwrap();
     let bt = ok(&[
-        "backtest", "--config", &cfg, "--trace", trace_path.to_str().unwrap(), "--interval",
-        "2s", "--activate", "300ms", "--seed", "3", "-o", "json",
+        "backtest",
+        "--config",
+        &cfg,
+        "--trace",
+        trace_path.to_str().unwrap(),
+        "--interval",
+        "2s",
+        "--activate",
+        "300ms",
+        "--seed",
+        "3",
+        "-o",
+        "json",
     ]);
     let v = bt.json();
     let tl = v["configs"][0]["timeline"].as_array().unwrap();
@@ -295,7 +416,13 @@ fn backtest_decides_as_the_live_pipeline_against_doscale_sim() {
             )
         })
         .collect();
-    assert_eq!(replayed, live, "(pass, active, desired, created, destroyed)");
+    assert_eq!(
+        replayed, live,
+        "(pass, active, desired, created, destroyed)"
+    );
     // The sequence did move the group both ways.
-    assert!(live.iter().any(|p| p.3 > 0) && live.iter().any(|p| p.4 > 0), "{live:?}");
+    assert!(
+        live.iter().any(|p| p.3 > 0) && live.iter().any(|p| p.4 > 0),
+        "{live:?}"
+    );
 }
