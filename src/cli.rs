@@ -30,8 +30,10 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Configuration file [default: $DOSCALE_CONFIG, then /etc/doscale/doscale.toml].
-    #[arg(long, short = 'c', global = true, value_name = "PATH")]
-    pub config: Option<PathBuf>,
+    /// `backtest` takes it several times and compares the configurations; every other
+    /// command takes one.
+    #[arg(long, short = 'c', global = true, value_name = "PATH", action = clap::ArgAction::Append)]
+    pub config: Vec<PathBuf>,
 
     /// Output format: tables for people (`wide`: more columns in the load table and
     /// `status`), JSON for programs.
@@ -86,6 +88,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve a simulated DigitalOcean API and fleet on loopback (tests, demos, benchmarks).
     Sim(SimArgs),
+    /// Replay a demand trace through the real pipeline against a simulated fleet on a virtual
+    /// clock, and score each configuration with the SPEC elasticity metrics.
+    #[command(long_about = BACKTEST_ABOUT, after_help = BACKTEST_METRICS)]
+    Backtest(BacktestArgs),
     /// Validate the configuration without touching the network: its keys, expressions and
     /// metric names, and every file it names.
     Check(CheckArgs),
@@ -210,6 +216,91 @@ pub struct DemoArgs {
     /// Seconds between the two scrapes of a round (rates need two scrapes).
     #[arg(long, default_value_t = 1.0)]
     pub interval: f64,
+}
+
+const BACKTEST_ABOUT: &str = "Replay a demand trace through the real pipeline against a \
+simulated fleet on a virtual clock, and score each configuration with the SPEC elasticity \
+metrics.
+
+Each step of the trace is one pass of the same scrape, evaluate, plan and apply code that \
+`doscale run` runs, against an in-process simulated fleet (the one of `doscale sim`: its \
+droplets serve do-agent pages read by the same parser), with the time advancing by \
+--interval per pass and nothing sleeping: cooldowns, warm-up, stabilization windows, step \
+limits, bounds and health checks behave as in production. The load at a pass is the trace's \
+load in force at that time; the fleet's demand is load / capacity fully busy droplets, so each \
+active droplet's CPU utilization is min(load / (capacity × active), 1) and its load averages \
+and memory follow. The group starts with ceil(load / capacity) droplets of the first pass \
+(within min..max), created a day before. Hooks are not run. Several --config run on the same \
+trace and are shown side by side. Nothing is contacted, no state file is written and no token \
+is needed.
+
+The trace is CSV `time,load`: time as RFC 3339 or Unix seconds, strictly increasing, steps \
+equal or not; load a number >= 0; `#` starts a comment; a header line is optional.";
+
+const BACKTEST_METRICS: &str = "Metrics, per configuration, over the passes i = 0..n-1 at \
+times t_i, with demand d_i = ceil(load_i / capacity), supply s_i = droplets active when the \
+pass starts, p_i = droplets new or active (billed), Δt_i = t_{i+1} - t_i (the last one \
+--interval) and T = Σ Δt_i:
+  θU (under-provisioning accuracy, %) = 100/T · Σ max(d_i - s_i, 0) / max(d_i, 1) · Δt_i
+  θO (over-provisioning accuracy, %)  = 100/T · Σ max(s_i - d_i, 0) / max(d_i, 1) · Δt_i
+  τU (under-provisioned time, %)      = 100/T · Σ [s_i < d_i] · Δt_i
+  τO (over-provisioned time, %)       = 100/T · Σ [s_i > d_i] · Δt_i
+  instability (%) = 100 · #{i >= 1: (s_i - s_{i-1}) · (d_i - d_{i-1}) < 0} / (n - 1)
+  jitter (per hour) = (#{i >= 1: s_i != s_{i-1}} - #{i >= 1: d_i != d_{i-1}}) / (T / 1 h)
+  droplet-hours = Σ p_i · Δt_i / 1 h;  oracle droplet-hours = Σ max(d_i, min) · Δt_i / 1 h
+  creates, destroys = droplets created healthy and destroyed over the run.
+Lower is better for all but jitter, best near 0 (negative: supply adapts less often than \
+demand changes). After Herbst et al., \"Ready for Rain? A View from SPEC Research on the \
+Future of Cloud Metrics\" (2016) and the BUNGEE benchmark. `--output json` gives the metrics \
+and the whole timeline ([{t, load, demand, active, provisioned, desired, created, destroyed, \
+error}], one element per pass), so every figure can be recomputed.";
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// The demand trace: CSV `time,load` (`-`: standard input).
+    #[arg(long, value_name = "FILE", required_unless_present = "synth")]
+    pub trace: Option<PathBuf>,
+    /// The group to run (default: the configuration's only group).
+    #[arg(long, value_name = "NAME")]
+    pub group: Option<String>,
+    /// The load one droplet serves at its target (default 1: the trace is in droplets).
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
+    pub capacity: f64,
+    /// Time between two passes (the timer's interval).
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub interval: String,
+    /// A created droplet turns active this long after its creation.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub activate: String,
+    /// Skip this many passes from the trace's first point.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub start: u64,
+    /// Run this many passes (default: to the trace's last point).
+    #[arg(long, value_name = "N")]
+    pub steps: Option<u64>,
+    /// Draw demand and each configuration's supply over time into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Seed of the simulated fleet and of the planner's randomness (same seed, same result).
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub seed: u64,
+    /// Print a synthetic trace of this kind (CSV, on stdout) instead of running one.
+    #[arg(long, value_enum, value_name = "KIND", conflicts_with_all = ["trace", "plot", "group"])]
+    pub synth: Option<crate::backtest::synth::Kind>,
+    /// With --synth: days the trace spans.
+    #[arg(long, default_value_t = 7.0, value_name = "N", requires = "synth")]
+    pub days: f64,
+    /// With --synth: time between two points.
+    #[arg(
+        long,
+        default_value = "1m",
+        value_name = "DURATION",
+        requires = "synth"
+    )]
+    pub synth_step: String,
+    /// With --synth: the load at the daily peak.
+    #[arg(long, default_value_t = 20.0, value_name = "X", requires = "synth")]
+    pub peak: f64,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@
 //! integration tests and the benchmarks. The `layers` test keeps the core off the shell.
 
 pub mod apply;
+pub mod backtest;
 pub mod clean;
 pub mod cli;
 pub mod clock;

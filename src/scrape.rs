@@ -205,38 +205,10 @@ async fn scrape_one(
     d: Droplet,
     keep: &dyn Keep,
 ) -> (ScrapedDroplet, u64, Option<String>) {
-    let address = d.address(m.address);
-    let mut out = ScrapedDroplet {
-        id: d.id,
-        name: d.name.as_str().into(),
-        status: d.status.as_str().into(),
-        created_at: parse_time(&d.created_at),
-        address: address.as_deref().map(Into::into),
-        error: None,
-        protected: protect.is_some_and(|t| d.tags.iter().any(|x| x == t)),
-        series: Default::default(),
-    };
-    if d.status != "active" {
-        return (out, 0, None);
-    }
-    let Some(addr) = address else {
-        out.error = Some(format!("no {:?} address listed by the API", m.address).to_lowercase());
+    let (mut out, ip) = listed(&d, m, protect);
+    let Some(ip) = ip else {
         return (out, 0, None);
     };
-    let ip: IpAddr = match addr.parse() {
-        Ok(ip) => ip,
-        Err(_) => {
-            out.error = Some(format!(
-                "the API lists an address that is not an IP: {}",
-                crate::output::sanitize(&addr)
-            ));
-            return (out, 0, None);
-        }
-    };
-    if let Some(why) = crate::net::forbidden(ip) {
-        out.error = Some(format!("address {ip} is {why}: not scraped"));
-        return (out, 0, None);
-    }
     let url = match ip {
         IpAddr::V4(v4) => format!("http://{v4}:{}{}", m.port, m.path),
         IpAddr::V6(v6) => format!("http://[{v6}]:{}{}", m.port, m.path),
@@ -255,6 +227,62 @@ async fn scrape_one(
         max_series: m.max_series,
         deadline: Some(deadline.into_std()),
     };
+    let (bad, example) = read_page(&mut out, body, keep, limits, timed_out);
+    (out, bad, example)
+}
+
+/// What a scrape records of a listed droplet before its page is read, and the address to read
+/// it from: `None` when the page is not read (a droplet not active yet, without error; one
+/// without an address, or with one never scraped, with its error).
+pub fn listed(
+    d: &Droplet,
+    m: &crate::config::Metrics,
+    protect: Option<&str>,
+) -> (ScrapedDroplet, Option<IpAddr>) {
+    let address = d.address(m.address);
+    let mut out = ScrapedDroplet {
+        id: d.id,
+        name: d.name.as_str().into(),
+        status: d.status.as_str().into(),
+        created_at: parse_time(&d.created_at),
+        address: address.as_deref().map(Into::into),
+        error: None,
+        protected: protect.is_some_and(|t| d.tags.iter().any(|x| x == t)),
+        series: Default::default(),
+    };
+    if d.status != "active" {
+        return (out, None);
+    }
+    let Some(addr) = address else {
+        out.error = Some(format!("no {:?} address listed by the API", m.address).to_lowercase());
+        return (out, None);
+    };
+    let ip: IpAddr = match addr.parse() {
+        Ok(ip) => ip,
+        Err(_) => {
+            out.error = Some(format!(
+                "the API lists an address that is not an IP: {}",
+                crate::output::sanitize(&addr)
+            ));
+            return (out, None);
+        }
+    };
+    if let Some(why) = crate::net::forbidden(ip) {
+        out.error = Some(format!("address {ip} is {why}: not scraped"));
+        return (out, None);
+    }
+    (out, Some(ip))
+}
+
+/// Reads a fetched page (or why it could not be fetched) into the droplet's series, or its
+/// error; returns the count of lines not read faithfully and the first of them.
+pub fn read_page(
+    out: &mut ScrapedDroplet,
+    body: std::result::Result<Vec<u8>, String>,
+    keep: &dyn Keep,
+    limits: exposition::Limits,
+    timed_out: impl Fn() -> String,
+) -> (u64, Option<String>) {
     match body.and_then(|b| {
         String::from_utf8(b)
             .map_err(|_| "the page is not UTF-8 text: not a Prometheus exposition".to_string())
@@ -267,8 +295,8 @@ async fn scrape_one(
             Err(e @ exposition::Refused::TooManySeries { .. }) => {
                 tracing::warn!(
                     "droplet {} ({}): {e}",
-                    crate::output::sanitize(&d.name),
-                    d.id
+                    crate::output::sanitize(&out.name),
+                    out.id
                 );
                 out.error = Some(e.to_string());
             }
@@ -276,17 +304,17 @@ async fn scrape_one(
             Ok(p) => {
                 if p.bad_lines > 0 {
                     tracing::debug!(
-                        droplet = d.id,
+                        droplet = out.id,
                         bad = p.bad_lines,
                         "lines not read faithfully"
                     );
                 }
                 out.series = p.series;
-                return (out, p.bad_lines, p.bad_example);
+                return (p.bad_lines, p.bad_example);
             }
         },
     }
-    (out, 0, None)
+    (0, None)
 }
 
 async fn fetch(

@@ -3,6 +3,7 @@
 //! changes something under `--detailed-exitcode`).
 
 pub mod apply;
+pub mod backtest;
 pub mod check;
 pub mod completions;
 pub mod demo;
@@ -109,6 +110,7 @@ fn dispatch(cli: &Cli) -> Result<()> {
         Command::Run(a) => run::run(&Ctx::load(g)?.select(&a.select)?, a),
         Command::Demo(a) => demo::run(g, a),
         Command::Sim(a) => sim::run(a),
+        Command::Backtest(a) => backtest::run(g, a),
         Command::Check(a) => check::run(&Ctx::load(g)?, a),
         Command::Status(a) => status::run(&Ctx::load(g)?.select(&a.select)?),
         Command::Pause(a) => pause::pause(&Ctx::load(g)?, a),
@@ -159,6 +161,18 @@ pub fn config_path(flag: Option<&Path>) -> PathBuf {
     PathBuf::from(config::DEFAULT_PATH)
 }
 
+/// The one `--config` of a command that takes one (`backtest` alone compares several).
+pub fn one_config(g: &Global) -> Result<Option<&Path>, UsageError> {
+    match g.config.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one.as_path())),
+        several => Err(UsageError(format!(
+            "--config is given {} times: only `doscale backtest` compares several configurations",
+            several.len()
+        ))),
+    }
+}
+
 /// What the configuration takes from this process's environment.
 pub fn process_env() -> config::Env {
     config::Env {
@@ -183,7 +197,7 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
 impl Ctx {
     pub fn load(g: &Global) -> Result<Ctx> {
         let wait = wait_of(g)?;
-        let path = config_path(g.config.as_deref());
+        let path = config_path(one_config(g)?);
         let config = load_config(&path)?;
         Ok(Ctx {
             config,

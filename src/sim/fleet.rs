@@ -526,8 +526,8 @@ impl State {
         Some(ts.map(|t| snapshot_of(d, l, t)).collect())
     }
 
-    /// The droplet as the API shows it (schema `droplet`).
-    pub fn droplet_json(&self, d: &DropletRec) -> Value {
+    /// The droplet as doscale reads it from the API (what [`Self::droplet_json`] extends).
+    pub fn droplet(&self, d: &DropletRec) -> Droplet {
         let mut v4 = Vec::new();
         if d.status == Status::Active {
             let private = if self.faults.linklocal(d.id) {
@@ -550,7 +550,7 @@ impl State {
                 kind: "public".into(),
             });
         }
-        let base = Droplet {
+        Droplet {
             id: d.id,
             name: d.name.clone(),
             status: d.status.as_str().into(),
@@ -558,7 +558,12 @@ impl State {
             tags: d.tags.clone(),
             networks: Networks { v4, v6: Vec::new() },
             vcpus: Some(d.size.vcpus),
-        };
+        }
+    }
+
+    /// The droplet as the API shows it (schema `droplet`).
+    pub fn droplet_json(&self, d: &DropletRec) -> Value {
+        let base = self.droplet(d);
         let mut v = serde_json::to_value(base).expect("a droplet serialises");
         let obj = v.as_object_mut().expect("a droplet is an object");
         let mut features = vec!["private_networking"];

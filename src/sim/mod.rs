@@ -20,6 +20,7 @@
 mod api;
 mod faults;
 mod fleet;
+pub mod inproc;
 mod metrics;
 mod monitoring;
 mod serve;

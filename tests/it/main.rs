@@ -1,5 +1,6 @@
 //! Integration tests: the real `doscale` binary against `doscale sim` on loopback.
 
+mod backtest;
 mod check;
 mod common;
 mod crash;
