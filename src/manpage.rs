@@ -79,8 +79,16 @@ fn subcommand(sub: &Command, inherited: &BTreeSet<String>) -> String {
     if let Some(about) = sub.get_about() {
         bare = bare.about(about.clone());
     }
-    if let Some(long) = sub.get_long_about() {
-        bare = bare.long_about(long.clone());
+    // The text after the options (`after_help`, e.g. backtest's metric formulas) goes into
+    // the description: the page says everything `--help` says.
+    match (sub.get_long_about(), sub.get_after_help()) {
+        (Some(long), Some(after)) => bare = bare.long_about(format!("{long}\n\n{after}")),
+        (Some(long), None) => bare = bare.long_about(long.clone()),
+        (None, Some(after)) => {
+            let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+            bare = bare.long_about(format!("{about}\n\n{after}"));
+        }
+        (None, None) => {}
     }
     let man = Man::new(bare);
 
