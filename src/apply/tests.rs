@@ -543,7 +543,7 @@ struct Witness<'a> {
 
 impl Witness<'_> {
     fn look(&self) {
-        let s = crate::state::load_file(self.path, crate::state::Reading::All).unwrap();
+        let s = crate::state::load_file(self.path, crate::state::Reading::ALL).unwrap();
         let ops = s
             .groups
             .get("web")
@@ -622,7 +622,7 @@ fn every_intent_is_saved_before_its_request_and_every_outcome_after() {
             vec![("web-1".to_string(), Stage::Intent)],
         ]
     );
-    let saved = crate::state::load_file(&path, crate::state::Reading::All).unwrap();
+    let saved = crate::state::load_file(&path, crate::state::Reading::ALL).unwrap();
     assert_eq!(saved.groups["web"].history, state.group_mut("web").history);
     assert!(saved.groups["web"].pending.is_empty());
 }

@@ -616,8 +616,7 @@ impl<'a> Cx<'a> {
                 headers.push((name.clone(), Hidden(value.clone())));
             }
         }
-        if p.bearer_token_file.is_some() && p.basic_auth_file.is_some() {
-            let s = p.basic_auth_file.as_ref().expect("set");
+        if let (Some(_), Some(s)) = (&p.bearer_token_file, &p.basic_auth_file) {
             return Err(self.at(
                 s.span(),
                 &key("basic_auth_file"),

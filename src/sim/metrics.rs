@@ -91,7 +91,7 @@ pub(crate) fn push_go_float(out: &mut String, v: f64) {
     let mut digits = [0u8; 40];
     let mut n = 0;
     let neg = out.as_bytes()[start] == b'-';
-    for &b in out[start..e].as_bytes() {
+    for &b in &out.as_bytes()[start..e] {
         if b.is_ascii_digit() {
             digits[n] = b;
             n += 1;
