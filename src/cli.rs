@@ -408,7 +408,11 @@ mod tests {
         let mut out = Vec::new();
         for sc in cmd.get_subcommands() {
             let mut args = vec![sc.get_name().to_string()];
-            for a in sc.get_arguments().filter(|a| a.is_required_set()) {
+            // backtest's --trace is required unless --synth (clap has no getter for that).
+            let needed = |a: &&clap::Arg| {
+                a.is_required_set() || (sc.get_name() == "backtest" && a.get_id() == "trace")
+            };
+            for a in sc.get_arguments().filter(needed) {
                 match a.get_long() {
                     Some(l) if !a.is_positional() => {
                         args.push(format!("--{l}"));
