@@ -351,7 +351,8 @@ async fn fetch(
     Ok(body)
 }
 
-fn describe(e: &reqwest::Error) -> String {
+/// A transport error in words, without the URL (the caller names it once).
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let mut root: &dyn std::error::Error = e;
     while let Some(s) = root.source() {
         root = s;

@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use color_eyre::eyre::WrapErr;
 use color_eyre::Result;
 use indicatif::ProgressBar;
 
@@ -177,14 +176,7 @@ impl MetricSource for DoMonitoringSource {
         // scrape (rates between passes divide by the same interval the samples span).
         let now = clock.now();
         let at = DateTime::<Utc>::from_timestamp(now.timestamp(), 0).unwrap_or(now);
-        let listed = api.list_all(&group.tag).wrap_err_with(|| {
-            format!(
-                "listing the droplets of group {} (tag {})",
-                group.name, group.tag
-            )
-        })?;
-        let mut seen = std::collections::HashSet::new();
-        let listed: Vec<Droplet> = listed.into_iter().filter(|d| seen.insert(d.id)).collect();
+        let listed: Vec<Droplet> = super::list_group(api, group)?;
         let needs = needs(group, all);
         let keep = GroupKeep::new(group, all);
         let active = listed.iter().filter(|d| d.status == "active").count() as u64;

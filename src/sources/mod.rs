@@ -51,6 +51,20 @@ impl MetricSource for DoAgent {
     }
 }
 
+/// Every droplet of the group, each once (a droplet that moved between pages while they were
+/// listed is listed twice): what a source that does not page as it goes starts from.
+pub fn list_group(api: &dyn DoApi, group: &Group) -> Result<Vec<crate::do_api::model::Droplet>> {
+    use color_eyre::eyre::WrapErr;
+    let listed = api.list_all(&group.tag).wrap_err_with(|| {
+        format!(
+            "listing the droplets of group {} (tag {})",
+            group.name, group.tag
+        )
+    })?;
+    let mut seen = std::collections::HashSet::new();
+    Ok(listed.into_iter().filter(|d| seen.insert(d.id)).collect())
+}
+
 /// The source each group's configuration names.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Configured;

@@ -18,7 +18,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use color_eyre::eyre::WrapErr;
 use color_eyre::Result;
 use indicatif::ProgressBar;
 use serde::Deserialize;
@@ -53,18 +52,8 @@ pub fn scrape_group(
     progress: Option<&ProgressBar>,
     now: DateTime<Utc>,
 ) -> Result<Scrape> {
-    let listing = api.list_all(&group.tag).wrap_err_with(|| {
-        format!(
-            "listing the droplets of group {} (tag {})",
-            group.name, group.tag
-        )
-    })?;
-    let mut seen = std::collections::HashSet::new();
-    let mut droplets: Vec<ScrapedDroplet> = listing
-        .iter()
-        .filter(|d| seen.insert(d.id))
-        .map(|d| listed(d, group))
-        .collect();
+    let listing = super::list_group(api, group)?;
+    let mut droplets: Vec<ScrapedDroplet> = listing.iter().map(|d| listed(d, group)).collect();
     if let Some(pb) = progress {
         pb.set_length(droplets.len() as u64);
     }
@@ -634,24 +623,9 @@ impl Client {
     }
 }
 
-/// A transport error in words, without the URL (it is named once by the caller).
+/// A transport error in words (the scrape's wording), cut to a line.
 fn describe(e: &reqwest::Error) -> String {
-    let mut root: &dyn std::error::Error = e;
-    while let Some(s) = root.source() {
-        root = s;
-    }
-    let detail = root.to_string();
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        if detail.contains("refused") {
-            "connection refused".into()
-        } else {
-            format!("cannot connect: {}", short(&detail))
-        }
-    } else {
-        format!("request failed: {}", short(&detail))
-    }
+    short(&crate::scrape::describe(e))
 }
 
 #[cfg(test)]
