@@ -234,22 +234,28 @@ async fn scrape_one(
 /// What a scrape records of a listed droplet before its page is read, and the address to read
 /// it from: `None` when the page is not read (a droplet not active yet, without error; one
 /// without an address, or with one never scraped, with its error).
+/// A listed droplet as every source stores it, before any metrics: id, name, status,
+/// creation time, the configured address, whether it carries the protect tag.
+pub fn head(d: &Droplet, m: &crate::config::Metrics, protect: Option<&str>) -> ScrapedDroplet {
+    ScrapedDroplet {
+        id: d.id,
+        name: d.name.as_str().into(),
+        status: d.status.as_str().into(),
+        created_at: parse_time(&d.created_at),
+        address: d.address(m.address).map(Into::into),
+        error: None,
+        protected: protect.is_some_and(|t| d.tags.iter().any(|x| x == t)),
+        series: Default::default(),
+    }
+}
+
 pub fn listed(
     d: &Droplet,
     m: &crate::config::Metrics,
     protect: Option<&str>,
 ) -> (ScrapedDroplet, Option<IpAddr>) {
     let address = d.address(m.address);
-    let mut out = ScrapedDroplet {
-        id: d.id,
-        name: d.name.as_str().into(),
-        status: d.status.as_str().into(),
-        created_at: parse_time(&d.created_at),
-        address: address.as_deref().map(Into::into),
-        error: None,
-        protected: protect.is_some_and(|t| d.tags.iter().any(|x| x == t)),
-        series: Default::default(),
-    };
+    let mut out = head(d, m, protect);
     if d.status != "active" {
         return (out, None);
     }

@@ -199,18 +199,7 @@ impl MetricSource for DoMonitoringSource {
         let protect = group.protect_tag.as_deref();
         let mut out: Vec<ScrapedDroplet> = listed
             .iter()
-            .map(|d| ScrapedDroplet {
-                id: d.id,
-                name: d.name.as_str().into(),
-                status: d.status.as_str().into(),
-                created_at: DateTime::parse_from_rfc3339(&d.created_at)
-                    .map(|t| t.with_timezone(&Utc))
-                    .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
-                address: d.address(group.metrics.address).map(Into::into),
-                error: None,
-                protected: protect.is_some_and(|t| d.tags.iter().any(|x| x == t)),
-                series: Default::default(),
-            })
+            .map(|d| crate::scrape::head(d, &group.metrics, protect))
             .collect();
         let todo: Vec<usize> = (0..listed.len())
             .filter(|&i| listed[i].status == "active")

@@ -207,22 +207,7 @@ fn fail_all(droplets: &mut [ScrapedDroplet], active: &HashMap<String, usize>, wh
 
 /// One droplet as listed (what the load table and the planner need of it).
 fn listed(d: &Droplet, group: &Group) -> ScrapedDroplet {
-    let address = d.address(group.metrics.address);
-    ScrapedDroplet {
-        id: d.id,
-        name: d.name.as_str().into(),
-        status: d.status.as_str().into(),
-        created_at: DateTime::parse_from_rfc3339(&d.created_at)
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
-        address: address.as_deref().map(Into::into),
-        error: None,
-        protected: group
-            .protect_tag
-            .as_deref()
-            .is_some_and(|t| d.tags.iter().any(|x| x == t)),
-        series: SeriesMap::new(),
-    }
+    crate::scrape::head(d, &group.metrics, group.protect_tag.as_deref())
 }
 
 /// The droplet label's value that names `d` in Prometheus: its id, or `address:port`.
