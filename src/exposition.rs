@@ -106,7 +106,7 @@ pub fn parse(text: &str, keep: &dyn Keep) -> Result<Parsed, String> {
 /// Reads a page within `limits`.
 pub fn parse_limited(text: &str, keep: &dyn Keep, limits: Limits) -> Result<Parsed, Refused> {
     let mut out = Parsed::default();
-    let mut wanted: Vec<(String, Strict)> = Vec::new();
+    let mut wanted: Vec<(&str, Strict)> = Vec::new();
     let mut not_sample = 0u64;
     for (i, raw) in text.lines().enumerate() {
         if i % CLOCK_EVERY == 0 && limits.expired() {
@@ -138,7 +138,7 @@ pub fn parse_limited(text: &str, keep: &dyn Keep, limits: Limits) -> Result<Pars
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
                 if keep.series(&s.name, &labels) {
-                    wanted.push((line.to_string(), s));
+                    wanted.push((line, s));
                 }
             }
             Err(_) => out.note_bad(line),
@@ -177,7 +177,7 @@ pub fn parse_limited(text: &str, keep: &dyn Keep, limits: Limits) -> Result<Pars
         if limits.expired() {
             return Err(Refused::TimedOut);
         }
-        let lib = prometheus_parse::Scrape::parse(slice.iter().map(|(l, _)| Ok(l.clone())))
+        let lib = prometheus_parse::Scrape::parse(slice.iter().map(|(l, _)| Ok((*l).to_string())))
             .map_err(|e| Refused::NotExposition(format!("reading the page: {e}")))?;
         for s in &lib.samples {
             let v = match s.value {
@@ -207,7 +207,7 @@ pub fn parse_limited(text: &str, keep: &dyn Keep, limits: Limits) -> Result<Pars
         };
         if !agrees || out.series.contains_key(key.as_str()) {
             // Mangled by the library, dropped by it, or a duplicate series: not trusted.
-            out.note_bad(&line);
+            out.note_bad(line);
             continue;
         }
         out.series.insert(key.into(), s.value);

@@ -76,6 +76,13 @@ pub(crate) fn push_go_float(out: &mut String, v: f64) {
         out.push('0');
         return;
     }
+    if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
+        // Below 2^53 every integer is a float and its neighbours are at most 1 away, so an
+        // integer's shortest round-trip digits are its decimal digits (no formatting of a
+        // float needed: most counters and byte gauges of a page are whole).
+        push_go_integer(out, v as i64);
+        return;
+    }
     // Rust's `{:e}` is the shortest round-trip representation: "-1.16920832e9".
     let start = out.len();
     let _ = write!(out, "{v:e}");
@@ -121,6 +128,29 @@ pub(crate) fn push_go_float(out: &mut String, v: f64) {
             out.push_str(&digits[int..]);
         }
     }
+}
+
+/// [`push_go_float`] of a whole number below 2^53 in magnitude.
+fn push_go_integer(out: &mut String, i: i64) {
+    let mut buf = itoa::Buffer::new();
+    let text = buf.format(i);
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", text),
+    };
+    let exp = digits.len() - 1;
+    if exp < 6 {
+        out.push_str(text);
+        return;
+    }
+    let significant = digits.trim_end_matches('0');
+    out.push_str(sign);
+    out.push_str(&significant[..1]);
+    if significant.len() > 1 {
+        out.push('.');
+        out.push_str(&significant[1..]);
+    }
+    let _ = write!(out, "e+{exp:02}");
 }
 
 fn family(out: &mut String, name: &str, help: &str, kind: &str) {
@@ -462,8 +492,35 @@ mod tests {
                 assert_eq!(go_float(v), two_pass(v), "{v:?}");
             }
         }
+        // Whole numbers (the integer path) of every length, up to and past 2^53.
+        for i in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = (x >> (i % 60)) as f64;
+            let v = if i % 3 == 0 { -v } else { v };
+            if v != 0.0 {
+                assert_eq!(go_float(v), two_pass(v), "{v:?}");
+            }
+        }
         for v in [
-            1e-4, 9.9999e-5, 1e5, 999_999.0, 1e6, 123_456.5, 1.0, 10.0, 100.0, 0.1,
+            1e-4,
+            9.9999e-5,
+            1e5,
+            999_999.0,
+            1e6,
+            123_456.5,
+            1.0,
+            10.0,
+            100.0,
+            0.1,
+            1e15,
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0,
+            -1e6,
+            -999_999.0,
+            1.0e7,
+            1_169_208_320.0,
         ] {
             assert_eq!(go_float(v), two_pass(v), "{v:?}");
         }
