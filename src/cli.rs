@@ -227,9 +227,9 @@ Each step of the trace is one pass of the same scrape, evaluate, plan and apply 
 droplets serve do-agent pages read by the same parser), with the time advancing by \
 --interval per pass and nothing sleeping: cooldowns, warm-up, stabilization windows, step \
 limits, bounds and health checks behave as in production. The load at a pass is the trace's \
-load in force at that time; the fleet's demand is load / capacity fully busy droplets, so each \
-active droplet's CPU utilization is min(load / (capacity × active), 1) and its load averages \
-and memory follow. The group starts with ceil(load / capacity) droplets of the first pass \
+load in force at that time; demand is ceil(load / capacity) droplets, a droplet serving \
+capacity running at --utilization U (default 1), so each active droplet's CPU utilization is \
+min(U × load / (capacity × active), 1) and its load averages and memory follow. The group starts with ceil(load / capacity) droplets of the first pass \
 (within min..max), created a day before. Hooks are not run. Several --config run on the same \
 trace and are shown side by side. Nothing is contacted, no state file is written and no token \
 is needed.
@@ -266,6 +266,10 @@ pub struct BacktestArgs {
     /// The load one droplet serves at its target (default 1: the trace is in droplets).
     #[arg(long, default_value_t = 1.0, value_name = "X")]
     pub capacity: f64,
+    /// The CPU utilization of a droplet serving --capacity: your target (e.g. 0.6 for a 60 %
+    /// CPU target); default 1, a fully busy droplet.
+    #[arg(long, default_value_t = 1.0, value_name = "U")]
+    pub utilization: f64,
     /// Time between two passes (the timer's interval).
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     pub interval: String,

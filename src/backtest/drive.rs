@@ -26,6 +26,8 @@ use crate::state::State;
 pub struct Options {
     /// Load one droplet serves at its target.
     pub capacity: f64,
+    /// CPU utilization of a droplet serving `capacity` (1: fully busy).
+    pub utilization: f64,
     /// Time between two passes.
     pub interval: Duration,
     /// A created droplet turns active this long after its creation.
@@ -87,7 +89,8 @@ pub fn run(
         }
         let t = clock.now();
         let load = trace.load_at(t);
-        fleet.set_demand(load / opts.capacity);
+        // The fleet's work in fully busy droplets: `capacity` keeps one at `utilization`.
+        fleet.set_demand(opts.utilization * load / opts.capacity);
         let (active, provisioned) = fleet.counts(&g.tag);
         let mut step = Step {
             t,
@@ -206,6 +209,7 @@ conditions = [ { name = "cpu", expr = '1 - avg(rate(node_cpu_seconds_total{mode=
         .unwrap();
         let opts = Options {
             capacity: 1.0,
+            utilization: 1.0,
             interval: Duration::from_secs(60),
             activate: Duration::from_secs(30),
             start: 0,
@@ -242,5 +246,33 @@ conditions = [ { name = "cpu", expr = '1 - avg(rate(node_cpu_seconds_total{mode=
         assert!(close(m.droplet_hours, 5.0 / 60.0), "{m:?}");
         assert!(close(m.oracle_droplet_hours, 0.15), "{m:?}");
         assert_eq!((m.creates, m.destroys, m.errors), (2, 0, 0));
+    }
+
+    /// `--utilization` scales the work, not the demand: the same three passes with a droplet
+    /// serving `capacity` at 50 % CPU. Pass 1's CPU over pass 0 → 1 is 50 % (0.5 · 1 / 1), under
+    /// `hot`'s 80 %: nothing is created, while demand is still 1, 3, 5.
+    #[test]
+    fn utilization_scales_the_fleets_work_not_the_demand() {
+        let trace = super::super::trace::parse(
+            "t.csv",
+            "2026-01-05T00:00:00Z,1\n2026-01-05T00:01:00Z,3\n2026-01-05T00:02:00Z,5\n".as_bytes(),
+        )
+        .unwrap();
+        let opts = Options {
+            capacity: 1.0,
+            utilization: 0.5,
+            interval: Duration::from_secs(60),
+            activate: Duration::from_secs(30),
+            start: 0,
+            steps: 3,
+            seed: 1,
+        };
+        let r = run(&config(), "bt.toml", &trace, &opts, None).unwrap();
+        let demand: Vec<u32> = r.timeline.iter().map(|s| s.demand).collect();
+        let desired: Vec<u32> = r.timeline.iter().map(|s| s.desired).collect();
+        assert_eq!(demand, [1, 3, 5]);
+        // Pass 2 sees pass 1's 1.5 busy droplets on 1: 100 % (capped), so `hot` fires then.
+        assert_eq!(desired, [1, 1, 3], "{:?}", r.timeline);
+        assert_eq!(r.metrics.creates, 2);
     }
 }

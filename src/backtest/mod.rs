@@ -21,6 +21,7 @@ use metrics::{Metrics, Step};
 pub struct Setup {
     pub trace: String,
     pub capacity: f64,
+    pub utilization: f64,
     pub interval_s: f64,
     pub activate_s: f64,
     /// The first pass, counted from the trace's first point.
@@ -106,12 +107,13 @@ pub fn render_table(setup: &Setup, runs: &[Run], style: &crate::output::Style) -
         t.add_row(row);
     }
     format!(
-        "backtest of {}: {} passes {} apart from pass {}, capacity {} per droplet, droplets active {} after creation\n{t}\n",
+        "backtest of {}: {} passes {} apart from pass {}, capacity {} per droplet at {} % CPU, droplets active {} after creation\n{t}\n",
         crate::clean::sanitize(&setup.trace),
         setup.steps,
         crate::units::dur(std::time::Duration::from_secs_f64(setup.interval_s)),
         setup.start,
         crate::units::num(setup.capacity),
+        crate::units::num(setup.utilization * 100.0),
         crate::units::dur(std::time::Duration::from_secs_f64(setup.activate_s)),
     )
 }

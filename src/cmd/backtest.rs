@@ -36,6 +36,14 @@ pub fn run(g: &Global, args: &BacktestArgs) -> Result<()> {
         ))
         .into());
     }
+    if !(args.utilization.is_finite() && args.utilization > 0.0 && args.utilization <= 1.0) {
+        return Err(UsageError(format!(
+            "--utilization {}: want the CPU utilization of a droplet serving --capacity, a \
+             number in (0, 1] (0.6 for a 60 % target)",
+            args.utilization
+        ))
+        .into());
+    }
     let path = args.trace.clone().unwrap_or_else(|| PathBuf::from("-"));
     let trace = trace::read(&path)?;
     let available = trace.passes(interval);
@@ -55,6 +63,7 @@ pub fn run(g: &Global, args: &BacktestArgs) -> Result<()> {
     let configs = configs(g, args)?;
     let opts = drive::Options {
         capacity: args.capacity,
+        utilization: args.utilization,
         interval,
         activate,
         start: args.start,
@@ -73,6 +82,7 @@ pub fn run(g: &Global, args: &BacktestArgs) -> Result<()> {
     let setup = backtest::Setup {
         trace: trace.name.clone(),
         capacity: args.capacity,
+        utilization: args.utilization,
         interval_s: interval.as_secs_f64(),
         activate_s: activate.as_secs_f64(),
         start: args.start,

@@ -209,6 +209,8 @@ fn backtest_usage_errors() {
     assert_eq!(r.code, 2, "{}", r.all());
     for args in [
         vec!["--capacity", "0"],
+        vec!["--utilization", "0"],
+        vec!["--utilization", "1.5"],
         vec!["--interval", "soon"],
         vec!["--start", "5"],
         vec!["--steps", "0"],
