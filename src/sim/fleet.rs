@@ -150,8 +150,21 @@ pub(crate) struct LoadState {
 }
 
 impl LoadState {
+    /// Busy seconds at `t`, on the current segment's line (callers keep `t` within
+    /// [`Self::earliest`]).
     fn busy_at(&self, t: f64) -> f64 {
-        self.busy_acc + self.u * (t - self.t_last).max(0.0)
+        self.busy_acc + self.u * (t - self.t_last)
+    }
+
+    /// The earliest time whose counters are known: the last change of utilization, except
+    /// for the initial fleet, which ran at its first utilization before the simulator started
+    /// (a monitoring request for the second the simulator started in asks for it).
+    fn earliest(&self) -> f64 {
+        if self.act_t == 0.0 && self.t_last == 0.0 {
+            -self.pre
+        } else {
+            self.t_last
+        }
     }
 
     fn loads_at(&self, t: f64) -> [f64; 3] {
@@ -615,9 +628,10 @@ impl State {
 }
 
 fn snapshot_of(d: &DropletRec, l: &LoadState, t: f64) -> Snapshot {
-    let t = t.max(l.t_last);
+    let t = t.max(l.earliest());
     let busy = l.busy_at(t);
-    let up = (t - l.act_t).max(0.0);
+    // Negative only for the initial fleet before the simulator started (within `pre`).
+    let up = t - l.act_t;
     // Seconds of life at each level, including the time before activation.
     let life = l.pre + up;
     let life_busy = l.pre * PAST_UTILIZATION + busy;
@@ -928,6 +942,26 @@ mod tests {
         let d = st.snapshot(id, 310.0).unwrap();
         let u = 1.0 - (idle(&d) - idle(&c)) / 100.0;
         assert!((u - 0.5).abs() < 0.02, "u = {u}");
+    }
+
+    /// A monitoring request for the second the simulator started in asks for the initial
+    /// fleet's counters a moment before its start: they are on the same line as after it (the
+    /// fleet ran at its first utilization before), so a rate over that span is the load's.
+    /// A droplet whose utilization changed is not read before the change.
+    #[test]
+    fn the_initial_fleet_has_counters_before_the_start() {
+        let st = State::new(3, "web", 4, 0, now());
+        let id = *st.droplets.keys().next().unwrap();
+        let idle = |s: &Snapshot| s.cpu.iter().map(|c| c[0]).sum::<f64>() / s.cpu.len() as f64;
+        let snaps = st.snapshots(id, [-10.0, 0.0, 10.0].into_iter()).unwrap();
+        let before = 1.0 - (idle(&snaps[1]) - idle(&snaps[0])) / 10.0;
+        let after = 1.0 - (idle(&snaps[2]) - idle(&snaps[1])) / 10.0;
+        assert!((before - after).abs() < 0.01, "{before} then {after}");
+        assert!(snaps[0].disk_written_bytes < snaps[1].disk_written_bytes);
+        let mut st = st;
+        st.set_demand(2.0, 20.0);
+        let snaps = st.snapshots(id, [5.0, 20.0].into_iter()).unwrap();
+        assert_eq!(idle(&snaps[0]), idle(&snaps[1]));
     }
 
     #[test]
