@@ -229,8 +229,9 @@ droplets serve do-agent pages read by the same parser), with the time advancing 
 limits, bounds and health checks behave as in production. The load at a pass is the trace's \
 load in force at that time; demand is ceil(load / capacity) droplets, a droplet serving \
 capacity running at --utilization U (default 1), so each active droplet's CPU utilization is \
-min(U × load / (capacity × active), 1) and its load averages and memory follow. The group starts with ceil(load / capacity) droplets of the first pass \
-(within min..max), created a day before. Hooks are not run. Several --config run on the same \
+min(U × load / (capacity × active), 1) and its load averages and memory follow. The group \
+starts with ceil(load / capacity) droplets of the first pass (within min..max), created a day \
+before. Hooks are not run. Several --config run on the same \
 trace and are shown side by side. Nothing is contacted, no state file is written and no token \
 is needed.
 
