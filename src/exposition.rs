@@ -10,6 +10,7 @@
 //! Only the lines the caller wants are parsed (a cheap name check first), so a page with
 //! hundreds of families costs little when the policies use a few.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -108,7 +109,7 @@ pub fn parse_limited(text: &str, keep: &dyn Keep, limits: Limits) -> Result<Pars
     let mut out = Parsed::default();
     let mut wanted: Vec<(&str, Strict)> = Vec::new();
     let mut not_sample = 0u64;
-    for (i, raw) in text.lines().enumerate() {
+    for (i, raw) in lines(text).enumerate() {
         if i % CLOCK_EVERY == 0 && limits.expired() {
             return Err(Refused::TimedOut);
         }
@@ -132,12 +133,9 @@ pub fn parse_limited(text: &str, keep: &dyn Keep, limits: Limits) -> Result<Pars
         }
         match strict(line) {
             Ok(s) => {
-                let labels: Vec<(&str, &str)> = s
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
-                if keep.series(&s.name, &labels) {
+                let labels: Vec<(&str, &str)> =
+                    s.labels.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+                if keep.series(s.name, &labels) {
                     wanted.push((line, s));
                 }
             }
@@ -197,10 +195,7 @@ pub fn parse_limited(text: &str, keep: &dyn Keep, limits: Limits) -> Result<Pars
         if i % CLOCK_EVERY == 0 && limits.expired() {
             return Err(Refused::TimedOut);
         }
-        let key = series::key(
-            &s.name,
-            s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        );
+        let key = series::key(s.name, s.labels.iter().map(|(k, v)| (*k, v.as_ref())));
         let agrees = match by_key.get(&key) {
             Some(v) => v.to_bits() == s.value.to_bits() || (v.is_nan() && s.value.is_nan()),
             None => false,
@@ -227,6 +222,28 @@ impl Parsed {
 }
 
 /// The metric name at the start of a sample line, if the line looks like one.
+/// `str::lines` with a vectorized search for the line ends (a page is read line by line, and a
+/// backtest reads millions of pages).
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', text.as_bytes())
+        .map(Some)
+        .chain(std::iter::once(None))
+        .filter_map(move |end| {
+            let from = start;
+            match end {
+                Some(e) => {
+                    start = e + 1;
+                    let line = &text[from..e];
+                    Some(line.strip_suffix('\r').unwrap_or(line))
+                }
+                // The last line, unless the text ends with a line end.
+                None if from < text.len() => Some(&text[from..]),
+                None => None,
+            }
+        })
+}
+
 fn line_name(line: &str) -> Option<&str> {
     // Bytes, not chars: every byte that ends or makes up a name is ASCII (a backtest reads
     // millions of lines).
@@ -257,82 +274,97 @@ fn valid_label_name(name: &str) -> bool {
 
 /// A sample line read by the text format's grammar.
 #[derive(Debug, Clone, PartialEq)]
-struct Strict {
-    name: String,
-    labels: Vec<(String, String)>,
+struct Strict<'a> {
+    name: &'a str,
+    /// Values borrow the line unless they hold escapes.
+    labels: Vec<(&'a str, Cow<'a, str>)>,
     value: f64,
 }
 
-fn strict(line: &str) -> Result<Strict, String> {
+fn strict(line: &str) -> Result<Strict<'_>, String> {
     let name = line_name(line).ok_or("no metric name")?;
     let mut rest = &line[name.len()..];
-    let mut labels = Vec::new();
+    let mut labels: Vec<(&str, Cow<'_, str>)> = Vec::new();
     if let Some(r) = rest.strip_prefix('{') {
-        let mut chars = r.char_indices().peekable();
-        loop {
-            // skip spaces
-            while matches!(chars.peek(), Some((_, ' ' | '\t'))) {
-                chars.next();
+        // Bytes: every byte the syntax looks for is ASCII, which never occurs inside a
+        // multi-byte UTF-8 character, so every index stopped at is a character boundary.
+        let b = r.as_bytes();
+        let mut i = 0;
+        let skip = |i: &mut usize, tab: bool| {
+            while b.get(*i).is_some_and(|&c| c == b' ' || (tab && c == b'\t')) {
+                *i += 1;
             }
-            match chars.peek() {
-                Some((i, '}')) => {
+        };
+        loop {
+            skip(&mut i, true);
+            match b.get(i) {
+                Some(b'}') => {
                     rest = &r[i + 1..];
                     break;
                 }
                 None => return Err("unterminated label set".into()),
                 _ => {}
             }
-            let start = chars.peek().map(|(i, _)| *i).unwrap_or(0);
-            let mut end = start;
-            while let Some((i, c)) = chars.peek().copied() {
-                if c == '=' || c == ' ' {
-                    break;
-                }
-                end = i + c.len_utf8();
-                chars.next();
+            let start = i;
+            while b.get(i).is_some_and(|&c| c != b'=' && c != b' ') {
+                i += 1;
             }
-            let lname = &r[start..end];
+            let lname = &r[start..i];
             if !valid_label_name(lname) {
                 return Err(format!("bad label name {lname:?}"));
             }
-            while matches!(chars.peek(), Some((_, ' '))) {
-                chars.next();
-            }
-            if chars.next().map(|(_, c)| c) != Some('=') {
+            skip(&mut i, false);
+            if b.get(i) != Some(&b'=') {
                 return Err("expected '=' after a label name".into());
             }
-            while matches!(chars.peek(), Some((_, ' '))) {
-                chars.next();
-            }
-            if chars.next().map(|(_, c)| c) != Some('"') {
+            i += 1;
+            skip(&mut i, false);
+            if b.get(i) != Some(&b'"') {
                 return Err("expected a quoted label value".into());
             }
-            let mut v = String::new();
-            loop {
-                match chars.next() {
-                    None => return Err("unterminated label value".into()),
-                    Some((_, '"')) => break,
-                    Some((_, '\\')) => match chars.next() {
-                        Some((_, 'n')) => v.push('\n'),
-                        Some((_, '\\')) => v.push('\\'),
-                        Some((_, '"')) => v.push('"'),
-                        _ => return Err("bad escape in a label value".into()),
-                    },
-                    Some((_, c)) => v.push(c),
-                }
+            i += 1;
+            let vstart = i;
+            while b.get(i).is_some_and(|&c| c != b'"' && c != b'\\') {
+                i += 1;
             }
-            if labels.iter().any(|(k, _): &(String, String)| k == lname) {
+            let value = if b.get(i) == Some(&b'"') {
+                i += 1;
+                Cow::Borrowed(&r[vstart..i - 1])
+            } else {
+                let mut v = String::from(&r[vstart..i]);
+                loop {
+                    match b.get(i) {
+                        None => return Err("unterminated label value".into()),
+                        Some(b'"') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(b'\\') => {
+                            match b.get(i + 1) {
+                                Some(b'n') => v.push('\n'),
+                                Some(b'\\') => v.push('\\'),
+                                Some(b'"') => v.push('"'),
+                                _ => return Err("bad escape in a label value".into()),
+                            }
+                            i += 2;
+                        }
+                        Some(_) => {
+                            let c = r[i..].chars().next().expect("not at the end");
+                            v.push(c);
+                            i += c.len_utf8();
+                        }
+                    }
+                }
+                Cow::Owned(v)
+            };
+            if labels.iter().any(|(k, _)| *k == lname) {
                 return Err(format!("label {lname:?} appears twice"));
             }
-            labels.push((lname.to_string(), v));
-            while matches!(chars.peek(), Some((_, ' '))) {
-                chars.next();
-            }
-            match chars.peek() {
-                Some((_, ',')) => {
-                    chars.next();
-                }
-                Some((_, '}')) => {}
+            labels.push((lname, value));
+            skip(&mut i, false);
+            match b.get(i) {
+                Some(b',') => i += 1,
+                Some(b'}') => {}
                 _ => return Err("expected ',' or '}' after a label".into()),
             }
         }
@@ -351,7 +383,7 @@ fn strict(line: &str) -> Result<Strict, String> {
         return Err("expected a space before the value".into());
     }
     Ok(Strict {
-        name: name.to_string(),
+        name,
         labels,
         value,
     })
@@ -378,6 +410,28 @@ fn parse_value(s: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_those_of_str_lines() {
+        for text in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\nb",
+            "a\r\nb\r\n",
+            "\n\na\n\n",
+            "a\r",
+            "é\nü\r\n\r",
+            "x\r\r\n",
+        ] {
+            assert_eq!(
+                lines(text).collect::<Vec<_>>(),
+                text.lines().collect::<Vec<_>>(),
+                "{text:?}"
+            );
+        }
+    }
 
     fn fixture(rel: &str) -> String {
         std::fs::read_to_string(format!(
@@ -434,10 +488,7 @@ mod tests {
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         {
             if let Ok(s) = strict(line) {
-                let key = series::key(
-                    &s.name,
-                    s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                );
+                let key = series::key(s.name, s.labels.iter().map(|(k, v)| (*k, v.as_ref())));
                 if let Some(v) = p.series.get(key.as_str()) {
                     assert!(v.to_bits() == s.value.to_bits() || v.is_nan(), "{line}");
                 }

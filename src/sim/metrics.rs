@@ -154,8 +154,20 @@ fn push_go_integer(out: &mut String, i: i64) {
 }
 
 fn family(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+    // Pieces, not `writeln!`: the formatting machinery costs more than the copying here.
+    for piece in [
+        "# HELP ",
+        name,
+        " ",
+        help,
+        "\n# TYPE ",
+        name,
+        " ",
+        kind,
+        "\n",
+    ] {
+        out.push_str(piece);
+    }
 }
 
 fn sample(out: &mut String, name: &str, labels: &str, v: f64) {
@@ -168,6 +180,14 @@ fn sample(out: &mut String, name: &str, labels: &str, v: f64) {
     out.push(' ');
     push_go_float(out, v);
     out.push('\n');
+}
+
+fn process_labels(p: &Process) -> String {
+    let mut labels = String::with_capacity(40);
+    for piece in ["pid=\"", p.pid, "\",process=\"", p.name, "\""] {
+        labels.push_str(piece);
+    }
+    labels
 }
 
 fn disk(out: &mut String, name: &str, help: &str, vda: f64) {
@@ -204,10 +224,13 @@ pub(crate) fn render(s: &Snapshot) -> String {
         "counter",
     );
     let mut labels = String::with_capacity(32);
+    let mut digits = itoa::Buffer::new();
     for (cpu, modes) in s.cpu.iter().enumerate() {
         for (mode, v) in CPU_MODES.iter().zip(modes) {
             labels.clear();
-            let _ = write!(labels, "cpu=\"{cpu}\",mode=\"{mode}\"");
+            for piece in ["cpu=\"", digits.format(cpu), "\",mode=\"", mode, "\""] {
+                labels.push_str(piece);
+            }
             sample(&mut out, "node_cpu_seconds_total", &labels, *v);
         }
     }
@@ -292,14 +315,16 @@ pub(crate) fn render(s: &Snapshot) -> String {
         ("SwapFree_bytes", 0.0),
         ("SwapTotal_bytes", 0.0),
     ];
+    let (mut name, mut help) = (String::new(), String::new());
     for (field, v) in mem {
-        let name = format!("node_memory_{field}");
-        gauge(
-            &mut out,
-            &name,
-            &format!("Memory information field {field}."),
-            v,
-        );
+        name.clear();
+        name.push_str("node_memory_");
+        name.push_str(field);
+        help.clear();
+        help.push_str("Memory information field ");
+        help.push_str(field);
+        help.push('.');
+        gauge(&mut out, &name, &help, v);
     }
     family(
         &mut out,
@@ -345,7 +370,7 @@ pub(crate) fn render(s: &Snapshot) -> String {
             "gauge",
         );
         for p in &s.processes {
-            let labels = format!("pid=\"{}\",process=\"{}\"", p.pid, p.name);
+            let labels = process_labels(p);
             sample(
                 &mut out,
                 "sonar_process_cpu_time_seconds",
@@ -360,7 +385,7 @@ pub(crate) fn render(s: &Snapshot) -> String {
             "gauge",
         );
         for p in &s.processes {
-            let labels = format!("pid=\"{}\",process=\"{}\"", p.pid, p.name);
+            let labels = process_labels(p);
             sample(
                 &mut out,
                 "sonar_process_resident_memory_bytes",
