@@ -392,17 +392,7 @@ fn set_history_outcome(
     outcome: DropletOutcome,
     now: DateTime<Utc>,
 ) {
-    for e in gs.history.iter_mut().rev() {
-        if let Some(d) = e
-            .droplets
-            .iter_mut()
-            .find(|d| d.name == name && d.outcome.is_none())
-        {
-            d.outcome = Some(outcome);
-            finish_entry(e, now);
-            return;
-        }
-    }
+    set_outcome_of(gs, |d| d.name == name, outcome, now);
 }
 
 fn set_history_outcome_id(
@@ -411,12 +401,19 @@ fn set_history_outcome_id(
     outcome: DropletOutcome,
     now: DateTime<Utc>,
 ) {
+    set_outcome_of(gs, |d| d.id == Some(id), outcome, now);
+}
+
+/// Gives the newest droplet without an outcome that `is` picks its outcome, and finishes its
+/// entry if that was the last.
+fn set_outcome_of(
+    gs: &mut GroupState,
+    is: impl Fn(&HistoryDroplet) -> bool,
+    outcome: DropletOutcome,
+    now: DateTime<Utc>,
+) {
     for e in gs.history.iter_mut().rev() {
-        if let Some(d) = e
-            .droplets
-            .iter_mut()
-            .find(|d| d.id == Some(id) && d.outcome.is_none())
-        {
+        if let Some(d) = e.droplets.iter_mut().find(|d| is(d) && d.outcome.is_none()) {
             d.outcome = Some(outcome);
             finish_entry(e, now);
             return;

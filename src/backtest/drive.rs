@@ -200,8 +200,8 @@ conditions = [ { name = "cpu", expr = '1 - avg(rate(node_cpu_seconds_total{mode=
     /// θU = 100/180 · (2/3 · 60 + 2/5 · 60) = 35.56 %, τU = 66.67 %, θO = τO = 0,
     /// instability 0 (supply never moves against demand), jitter = (1 − 2) / 0.05 h = −20/h,
     /// droplet-hours = 5 · 60/3600 = 0.0833, oracle = (1 + 3 + 5) · 60/3600 = 0.15.
-    #[test]
-    fn three_passes_by_hand_and_demand_above_max() {
+    /// Loads 1, 3, 5 a minute apart, droplets active 30 s after creation.
+    fn three_passes(utilization: f64) -> Run {
         let trace = super::super::trace::parse(
             "t.csv",
             "2026-01-05T00:00:00Z,1\n2026-01-05T00:01:00Z,3\n2026-01-05T00:02:00Z,5\n".as_bytes(),
@@ -209,14 +209,19 @@ conditions = [ { name = "cpu", expr = '1 - avg(rate(node_cpu_seconds_total{mode=
         .unwrap();
         let opts = Options {
             capacity: 1.0,
-            utilization: 1.0,
+            utilization,
             interval: Duration::from_secs(60),
             activate: Duration::from_secs(30),
             start: 0,
             steps: 3,
             seed: 1,
         };
-        let r = run(&config(), "bt.toml", &trace, &opts, None).unwrap();
+        run(&config(), "bt.toml", &trace, &opts, None).unwrap()
+    }
+
+    #[test]
+    fn three_passes_by_hand_and_demand_above_max() {
+        let r = three_passes(1.0);
         let step = |t: &str, load: f64, demand, active, desired, created| Step {
             t: at(t),
             load,
@@ -253,21 +258,7 @@ conditions = [ { name = "cpu", expr = '1 - avg(rate(node_cpu_seconds_total{mode=
     /// `hot`'s 80 %: nothing is created, while demand is still 1, 3, 5.
     #[test]
     fn utilization_scales_the_fleets_work_not_the_demand() {
-        let trace = super::super::trace::parse(
-            "t.csv",
-            "2026-01-05T00:00:00Z,1\n2026-01-05T00:01:00Z,3\n2026-01-05T00:02:00Z,5\n".as_bytes(),
-        )
-        .unwrap();
-        let opts = Options {
-            capacity: 1.0,
-            utilization: 0.5,
-            interval: Duration::from_secs(60),
-            activate: Duration::from_secs(30),
-            start: 0,
-            steps: 3,
-            seed: 1,
-        };
-        let r = run(&config(), "bt.toml", &trace, &opts, None).unwrap();
+        let r = three_passes(0.5);
         let demand: Vec<u32> = r.timeline.iter().map(|s| s.demand).collect();
         let desired: Vec<u32> = r.timeline.iter().map(|s| s.desired).collect();
         assert_eq!(demand, [1, 3, 5]);

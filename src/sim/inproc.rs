@@ -124,12 +124,6 @@ impl InProc {
             .get(&id)
             .is_some_and(|d| d.status == Status::Active)
     }
-
-    /// The do-agent page droplet `id` serves now, if it serves one.
-    pub fn page(&self, id: u64) -> Option<String> {
-        let (mut st, t, _) = self.now();
-        st.snapshot(id, t).map(|s| metrics::render(&s))
-    }
 }
 
 fn status(method: &str, path: String, status: u16, id: &str, message: &str) -> ApiError {
@@ -241,29 +235,22 @@ impl MetricSource for InProc {
     ) -> Result<Scrape> {
         let at = clock.now();
         let keep = crate::scrape::GroupKeep::new(group, all);
-        let listing = api.list_all(&group.tag).map_err(|e| {
-            color_eyre::eyre::eyre!(e).wrap_err(format!(
-                "listing the droplets of group {} (tag {})",
-                group.name, group.tag
-            ))
-        })?;
+        let listing = crate::sources::list_group(api, group)?;
         let limits = crate::exposition::Limits {
             max_series: group.metrics.max_series,
             deadline: None,
         };
-        let mut seen = std::collections::HashSet::new();
         let mut droplets = Vec::with_capacity(listing.len());
         let (mut bad_lines, mut bad_line_example) = (0, None);
+        // The fleet at one instant for the whole scrape: one lock, one look for due activations.
+        let (mut st, t, _) = self.now();
         for d in listing {
-            if !seen.insert(d.id) {
-                continue;
-            }
             let (mut out, ip) =
                 crate::scrape::listed(&d, &group.metrics, group.protect_tag.as_deref());
             if ip.is_some() {
-                let body = self
-                    .page(d.id)
-                    .map(String::into_bytes)
+                let body = st
+                    .snapshot(d.id, t)
+                    .map(|s| metrics::render(&s).into_bytes())
                     .ok_or_else(|| "connection refused".to_string());
                 let (bad, example) =
                     crate::scrape::read_page(&mut out, body, &keep, limits, || {

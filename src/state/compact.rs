@@ -666,14 +666,19 @@ mod tests {
         }
     }
 
-    /// Writes `list` (oldest first) and reads it back whole.
-    fn round_trip(list: Vec<Scrape>) -> (serde_json::Value, Vec<Scrape>) {
-        let written = Scrapes {
+    /// The stored bytes of `list` (oldest first).
+    fn written(list: Vec<Scrape>) -> Vec<u8> {
+        serde_json::to_vec(&Scrapes {
             list,
             raw: None,
             partial: false,
-        };
-        let bytes = serde_json::to_vec(&written).unwrap();
+        })
+        .unwrap()
+    }
+
+    /// Writes `list` (oldest first) and reads it back whole.
+    fn round_trip(list: Vec<Scrape>) -> (serde_json::Value, Vec<Scrape>) {
+        let bytes = written(list);
         let mut read: Scrapes = serde_json::from_slice(&bytes).unwrap();
         read.parse(Reading::ALL).unwrap();
         (serde_json::from_slice(&bytes).unwrap(), read.list)
@@ -733,12 +738,7 @@ mod tests {
         let mut previous = every_field();
         previous.keep_for_rates();
         let list = vec![scrape_of(vec![previous]), scrape_of(vec![every_field()])];
-        let written = Scrapes {
-            list,
-            raw: None,
-            partial: false,
-        };
-        let bytes = serde_json::to_vec(&written).unwrap();
+        let bytes = written(list);
         let mut read: Scrapes = serde_json::from_slice(&bytes).unwrap();
         read.parse(Reading {
             previous: true,
